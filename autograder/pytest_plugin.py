@@ -1,0 +1,22 @@
+"""pytest plugin (registered as an entry point): the ``simulated_gpus`` fixture.
+
+    def test_my_model(simulated_gpus):
+        model = SimpleMPModel("cuda:0", "cuda:1")   # runs on two simulated GPUs
+        assert simulated_gpus.n == 2
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from .simgpu import Simulation
+from .simgpu import simulated_gpus as _simulated_gpus
+
+
+@pytest.fixture
+def simulated_gpus() -> Iterator[Simulation]:
+    """Two simulated CUDA devices for the duration of one test."""
+    with _simulated_gpus(2) as sim:
+        yield sim

@@ -1,0 +1,199 @@
+"""Stand-ins for ``torch.cuda.*`` (and ``torch.accelerator.*``) while the simulation is active.
+
+Only what the simulation can answer truthfully is provided; everything is restored on exit.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from .clock import SLEEP_CYCLES_PER_S, wait_until
+from .placement import SimulationUnsupported
+
+
+class SimEvent:
+    """``torch.cuda.Event``: marks the moment a device's queue reaches the point where it was recorded."""
+
+    def __init__(self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False,
+                 external: bool = False) -> None:
+        self.enable_timing = enable_timing
+        self.device: int | None = None
+        self.time: float | None = None
+
+    def record(self, stream: Any = None) -> None:
+        sim = _active()
+        self.device = sim.current_device if stream is None else stream.device.index
+        self.time = max(time.perf_counter(), sim.clocks.ready_at[self.device])
+
+    def query(self) -> bool:
+        return self.time is None or time.perf_counter() >= self.time
+
+    def synchronize(self) -> None:
+        if self.time is not None:
+            _active().clocks.wait(self.device, "event", until=self.time)
+
+    def wait(self, stream: Any = None) -> None:
+        sim = _active()
+        index = sim.current_device if stream is None else stream.device.index
+        if self.time is not None:
+            sim.clocks.ready_at[index] = max(sim.clocks.ready_at[index], self.time)
+
+    def elapsed_time(self, end_event: "SimEvent") -> float:
+        if not self.enable_timing or not end_event.enable_timing:
+            raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
+        if self.time is None or end_event.time is None:
+            raise RuntimeError("Both events must be recorded before calculating elapsed time.")
+        if self.device != end_event.device:
+            raise RuntimeError("Both events must be recorded on the same device to compute elapsed time "
+                               f"(found cuda:{self.device} and cuda:{end_event.device}).")
+        if time.perf_counter() < end_event.time:
+            raise RuntimeError("CUDA error: device not ready (the end event has not completed; call "
+                               "end.synchronize() or torch.cuda.synchronize() first)")
+        return (end_event.time - self.time) * 1000.0
+
+
+class SimStream:
+    """The default stream of one simulated device (the simulation has one queue per device)."""
+
+    def __init__(self, index: int) -> None:
+        self.device = torch.device("cuda", index)
+        self.device_index = index
+        self.cuda_stream = 0
+
+    def synchronize(self) -> None:
+        _active().clocks.wait(self.device_index, "stream")
+
+    def record_event(self, event: SimEvent | None = None) -> SimEvent:
+        event = event or SimEvent()
+        event.record(self)
+        return event
+
+    def wait_event(self, event: SimEvent) -> None:
+        event.wait(self)
+
+    def wait_stream(self, stream: "SimStream") -> None:
+        clocks = _active().clocks
+        clocks.ready_at[self.device_index] = max(clocks.ready_at[self.device_index],
+                                                 clocks.ready_at[stream.device_index])
+
+    def query(self) -> bool:
+        return time.perf_counter() >= _active().clocks.ready_at[self.device_index]
+
+    def is_capturing(self) -> bool:
+        return False  # CUDA graphs are not simulated
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SimStream) and other.device_index == self.device_index
+
+    def __hash__(self) -> int:
+        return hash(self.device_index)
+
+
+class SimDeviceContext:
+    """``torch.cuda.device(i)``: makes ``i`` the current device inside the ``with`` block."""
+
+    def __init__(self, device: Any) -> None:
+        self.index = _index(device)
+        self.previous: int | None = None
+
+    def __enter__(self) -> "SimDeviceContext":
+        sim = _active()
+        self.previous = sim.current_device
+        if self.index >= 0:
+            sim.set_device(self.index)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _active().set_device(self.previous)
+
+
+class _StreamContext:
+    def __init__(self, stream: SimStream | None) -> None:
+        self.ctx = SimDeviceContext(stream.device_index if stream is not None else -1)
+
+    def __enter__(self):
+        return self.ctx.__enter__()
+
+    def __exit__(self, *exc):
+        self.ctx.__exit__(*exc)
+
+
+def _active():
+    from .simulation import active_simulation
+    return active_simulation()
+
+
+def _index(device: Any) -> int:
+    if device is None:
+        return -1
+    if isinstance(device, int):
+        return device
+    d = torch.device(device)
+    return _active().current_device if d.index is None else d.index
+
+
+def _unsupported(what: str, advice: str):
+    def refuse(*args: Any, **kwargs: Any):
+        raise SimulationUnsupported(f"{what} is not supported on the simulated GPUs. {advice}")
+    return refuse
+
+
+def _properties(index: int) -> SimpleNamespace:
+    return SimpleNamespace(name=f"Simulated GPU {index}", total_memory=80 * 2**30, major=9, minor=0,
+                           multi_processor_count=132, is_integrated=False)
+
+
+def stand_ins(sim) -> dict[str, Any]:
+    """The attributes of ``torch.cuda`` replaced while ``sim`` is active."""
+
+    def synchronize(device: Any = None) -> None:
+        sim.clocks.wait(sim.current_device if device is None else _index(device), "synchronize")
+
+    def sleep(cycles: int) -> None:
+        sim.clocks.charge(sim.current_device, time.perf_counter(), cycles / SLEEP_CYCLES_PER_S, "_sleep", "sleep")
+
+    return {
+        "is_available": lambda: True,
+        "is_initialized": lambda: True,
+        "is_current_stream_capturing": lambda: False,
+        "init": lambda: None,
+        "device_count": lambda: sim.n,
+        "current_device": lambda: sim.current_device,
+        "set_device": lambda device: sim.set_device(_index(device)),
+        "device": SimDeviceContext,
+        "synchronize": synchronize,
+        "Event": SimEvent,
+        "current_stream": lambda device=None: SimStream(sim.current_device if device is None else _index(device)),
+        "default_stream": lambda device=None: SimStream(sim.current_device if device is None else _index(device)),
+        "stream": _StreamContext,
+        "Stream": _unsupported("torch.cuda.Stream (extra streams)", "The simulation has one queue per device; "
+                               "use the default stream, or run on real GPUs."),
+        "_sleep": sleep,
+        "get_device_name": lambda device=None: _properties(sim.current_device if device is None else _index(device)).name,
+        "get_device_properties": lambda device=None: _properties(sim.current_device if device is None else _index(device)),
+        "get_device_capability": lambda device=None: (9, 0),
+        "manual_seed": lambda seed: None,
+        "manual_seed_all": lambda seed: None,
+        "memory_allocated": lambda device=None: 0,
+        "max_memory_allocated": lambda device=None: 0,
+        "reset_peak_memory_stats": lambda device=None: None,
+        "empty_cache": lambda: None,
+        "FloatTensor": _unsupported("torch.cuda.FloatTensor", "Use torch.randn(..., device='cuda:0') or .to(device)."),
+    }
+
+
+def accelerator_stand_ins(sim) -> dict[str, Any]:
+    cuda = stand_ins(sim)
+    return {
+        "is_available": cuda["is_available"],
+        "device_count": cuda["device_count"],
+        "current_accelerator": lambda check_available=False: torch.device("cuda"),
+        "current_device_index": cuda["current_device"],
+        "set_device_index": cuda["set_device"],
+        "synchronize": cuda["synchronize"],
+        "current_stream": cuda["current_stream"],
+    }

@@ -1,0 +1,321 @@
+"""The TorchFunctionMode that makes CPU tensors behave as if they lived on simulated CUDA devices.
+
+Every torch call made while the simulation is active passes through ``SimulatedCudaMode``. Values are
+always computed on the CPU; the mode only (1) answers device questions from the storage tag, (2) strips
+``device=`` from factory calls and tags the result, (3) turns ``.to()``/``.cuda()``/``.cpu()`` into a
+differentiable copy that is recorded as a transfer, (4) raises PyTorch's own device-mismatch error where
+real PyTorch raises it, and (5) charges each op's time to its device's clock (see ``clock.py``).
+Backward passes run under ``_BackwardAccounting``, a dispatch mode that does (4)-(5) for autograd's ops.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from .clock import DeviceClocks
+from .placement import CPU, SimulationUnsupported, device_of, place, storage_key
+
+Tensor = torch.Tensor
+MISMATCH = "Expected all tensors to be on the same device, but found at least two devices, {} and {}!"
+
+
+def _tensors(tree: Any) -> list[Tensor]:
+    return [x for x in pytree.tree_leaves(tree) if isinstance(x, Tensor)]
+
+
+def _is_inplace(func: Callable) -> bool:
+    name = getattr(func, "__name__", "")
+    return name.endswith("_") and not name.startswith("__")
+
+
+class SimulatedCudaMode(TorchFunctionMode):
+    """See the module docstring. ``sim`` is the owning ``Simulation`` (devices, current device, clocks)."""
+
+    def __init__(self, sim: Any) -> None:
+        super().__init__()
+        self.sim = sim
+        self.clocks: DeviceClocks = sim.clocks
+        self.printing = False  # the printer reads values after one sync; don't log each read as another
+        self.handlers: dict[Any, Callable] = {
+            Tensor.device.__get__: lambda f, a, k: device_of(a[0]),
+            Tensor.is_cuda.__get__: lambda f, a, k: device_of(a[0]).type == "cuda",
+            Tensor.is_cpu.__get__: lambda f, a, k: device_of(a[0]).type == "cpu",
+            Tensor.get_device: lambda f, a, k: device_of(a[0]).index if device_of(a[0]).type == "cuda" else -1,
+            Tensor.grad.__get__: self._grad,
+            Tensor.to: self._to,
+            Tensor.cuda: self._cuda,
+            Tensor.cpu: lambda f, a, k: self._move(a[0], CPU),
+            Tensor.copy_: self._copy_,
+            Tensor.__repr__: self._repr,
+            Tensor.numpy: self._refuse_numpy,
+            Tensor.__array__: self._refuse_numpy,
+            Tensor.backward: self._backward,
+            torch.autograd.backward: self._backward,
+            torch.autograd.grad: self._backward,
+            Tensor.pin_memory: lambda f, a, k: a[0],
+            Tensor.record_stream: lambda f, a, k: None,
+            Tensor.type: self._type,
+        }
+        for host_read in (Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__float__, Tensor.__int__,
+                          Tensor.__index__, Tensor.__complex__):
+            self.handlers[host_read] = self._host_read
+        for sparse in (Tensor.to_sparse, Tensor.to_sparse_csr, Tensor.to_sparse_coo):
+            self.handlers[sparse] = self._refuse_sparse
+        # Ops that legitimately take tensors on different devices (CPU index tensors, cross-device copies).
+        self.mixed_ok = {Tensor.__getitem__, Tensor.__setitem__, Tensor.index_put_, Tensor.index_put,
+                         torch.index_put, Tensor.set_, torch._has_compatible_shallow_copy_type,
+                         Tensor.is_set_to, torch.is_same_size}
+
+    # ------------------------------------------------------------------ dispatch
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        handler = self.handlers.get(func)
+        if handler is not None:
+            return handler(func, args, kwargs)
+        name = getattr(func, "__name__", "")
+        if name in ("__get__", "__set__", "__delete__"):
+            return func(*args, **kwargs)  # attribute access: shape, dtype, data, requires_grad ...
+        if name.startswith("_foreach_"):
+            return self._foreach(func, args, kwargs)
+        return self._run(func, args, kwargs)
+
+    def _run(self, func, args, kwargs):
+        tensors = _tensors((args, kwargs))
+        requested = kwargs.get("device")
+        if requested is not None:
+            target = self.sim.canonical(requested)
+            if target.type == "cuda":
+                kwargs = {**kwargs, "device": CPU}
+        else:
+            target = self._common_device(func, tensors)
+        if target.type != "cuda":
+            return func(*args, **kwargs)
+        inputs = {storage_key(t) for t in tensors}
+        start = time.perf_counter()
+        out = func(*args, **kwargs)
+        elapsed = time.perf_counter() - start
+        fresh = False
+        for t in _tensors(out):
+            place(t, target)
+            fresh = fresh or storage_key(t) not in inputs
+        if fresh or _is_inplace(func):  # views launch no kernel
+            self.clocks.charge(target.index, start, self.clocks.device_time(elapsed), _name(func))
+        return out
+
+    def _common_device(self, func, tensors: list[Tensor]) -> torch.device:
+        found: list[torch.device] = []
+        for t in tensors:
+            d = device_of(t)
+            if d.type == "cpu" and t.dim() == 0:
+                continue  # CPU scalars mix with CUDA tensors on real GPUs too
+            if d not in found:
+                found.append(d)
+        if len(found) > 1 and func not in self.mixed_ok:
+            raise RuntimeError(MISMATCH.format(found[0], found[1]))
+        return found[0] if found else CPU
+
+    def _foreach(self, func, args, kwargs):
+        """``torch._foreach_*`` (optimizers): position i of every list must agree; each device is charged."""
+        lists = [a for a in args if isinstance(a, (list, tuple)) and a and isinstance(a[0], Tensor)]
+        devices = [self._common_device(func, [lst[i] for lst in lists]) for i in range(len(lists[0]))]
+        start = time.perf_counter()
+        out = func(*args, **kwargs)
+        elapsed = time.perf_counter() - start
+        if isinstance(out, (list, tuple)):
+            for t, d in zip(out, devices):
+                place(t, d)
+        used = [d for d in dict.fromkeys(devices) if d.type == "cuda"]
+        for d in used:  # one fused kernel per device, sharing the measured time
+            self.clocks.charge(d.index, start, self.clocks.device_time(elapsed / len(used)), _name(func))
+        return out
+
+    # ------------------------------------------------------------------ moves
+    def _to(self, func, args, kwargs):
+        t, rest = args[0], args[1:]
+        kwargs = dict(kwargs)
+        copy = kwargs.pop("copy", False)
+        if rest and isinstance(rest[0], Tensor):
+            dst, dtype = device_of(rest[0]), rest[0].dtype
+            non_blocking = kwargs.get("non_blocking", rest[1] if len(rest) > 1 else False)
+            memory_format = None
+        else:
+            if rest and isinstance(rest[0], int) and not isinstance(rest[0], bool):  # .to(1) means cuda:1
+                rest = (torch.device("cuda", rest[0]), *rest[1:])
+            if isinstance(kwargs.get("device"), int):
+                kwargs["device"] = torch.device("cuda", kwargs["device"])
+            device, dtype, non_blocking, memory_format = torch._C._nn._parse_to(*rest, **kwargs)
+            dst = device_of(t) if device is None else self.sim.canonical(device)
+        src = device_of(t)
+        if dst == src:
+            out = t.to(dtype=dtype or t.dtype, memory_format=memory_format or torch.preserve_format, copy=copy)
+            if out is not t:
+                place(out, dst)
+            return out
+        return self._move(t, dst, dtype, non_blocking)
+
+    def _cuda(self, func, args, kwargs):
+        device = kwargs.get("device", args[1] if len(args) > 1 else None)
+        if device is None:
+            dst = torch.device("cuda", self.sim.current_device)
+        elif isinstance(device, int):
+            dst = torch.device("cuda", device)
+        else:
+            dst = self.sim.canonical(device)
+        if dst == device_of(args[0]):
+            return args[0]
+        return self._move(args[0], dst)
+
+    def _move(self, t: Tensor, dst: torch.device, dtype: torch.dtype | None = None, non_blocking: bool = False) -> Tensor:
+        """A real, differentiable copy to ``dst``, recorded and charged like the CUDA copy it stands for."""
+        src = device_of(t)
+        if src == dst:
+            return t
+        self.sim.check_device(dst)
+        start = time.perf_counter()
+        out = _DeviceCopy.apply(t, src, dst, dtype or t.dtype, self.sim)
+        self._account_copy(src, dst, out.nbytes, start, time.perf_counter() - start)
+        return out
+
+    def _account_copy(self, src: torch.device, dst: torch.device, nbytes: int, start: float, elapsed: float) -> None:
+        clocks = self.clocks
+        clocks.record_transfer(str(src), str(dst), nbytes)
+        seconds = clocks.device_time(elapsed)
+        if src.type == "cuda" and dst.type == "cuda":
+            clocks.charge_copy(src.index, dst.index, start, seconds)
+        elif dst.type == "cuda":  # host -> device from pageable memory: the host waits for it
+            clocks.charge(dst.index, start, seconds, f"copy cpu->{dst}", "copy")
+            clocks.wait(dst.index, "copy from host")
+        elif src.type == "cuda":  # device -> host: the host needs the data, so it waits
+            clocks.charge(src.index, start, seconds, f"copy {src}->cpu", "copy")
+            clocks.wait(src.index, "copy to host")
+
+    def _copy_(self, func, args, kwargs):
+        dst_t, src_t = args[0], args[1]
+        src, dst = device_of(src_t), device_of(dst_t)
+        if src == dst:
+            return self._run(func, args, kwargs)
+        start = time.perf_counter()
+        out = func(*args, **kwargs)  # dst keeps its storage, hence its device
+        self._account_copy(src, dst, dst_t.nbytes, start, time.perf_counter() - start)
+        return out
+
+    # ------------------------------------------------------------------ host reads and printing
+    def _host_read(self, func, args, kwargs):
+        d = device_of(args[0])
+        if d.type == "cuda" and not self.printing:
+            self.clocks.wait(d.index, _name(func))
+        return func(*args, **kwargs)
+
+    def _repr(self, func, args, kwargs):
+        t = args[0]
+        d = device_of(t)
+        if d.type == "cuda":
+            self.clocks.wait(d.index, "print")
+        # Format with this mode on again, so PyTorch's own printer sees the simulated device and writes
+        # "device='cuda:1'" exactly where it would on real GPUs.
+        self.printing = True
+        try:
+            with self:
+                return torch._tensor_str._str(t, **kwargs)
+        finally:
+            self.printing = False
+
+    def _grad(self, func, args, kwargs):
+        grad = func(*args, **kwargs)
+        if grad is not None and device_of(grad) != device_of(args[0]):
+            place(grad, device_of(args[0]))  # autograd accumulates a parameter's grad on its device
+        return grad
+
+    def _backward(self, func, args, kwargs):
+        with _BackwardAccounting(self.clocks):
+            return func(*args, **kwargs)
+
+    # ------------------------------------------------------------------ refusals
+    def _refuse_numpy(self, func, args, kwargs):
+        d = device_of(args[0])
+        if d.type == "cuda":
+            raise TypeError(f"can't convert {d} device type tensor to numpy. Use Tensor.cpu() to copy the "
+                            "tensor to host memory first.")
+        return func(*args, **kwargs)
+
+    def _refuse_sparse(self, func, args, kwargs):
+        if device_of(args[0]).type == "cuda":
+            raise SimulationUnsupported(f"{_name(func)}: sparse tensors on the simulated GPUs are not supported; "
+                                        "run this on real GPUs or keep sparse tensors on the CPU.")
+        return func(*args, **kwargs)
+
+    def _type(self, func, args, kwargs):
+        wanted = kwargs.get("dtype", args[1] if len(args) > 1 else None)
+        if isinstance(wanted, str) and "cuda" in wanted:
+            raise SimulationUnsupported(f"Tensor.type({wanted!r}): legacy CUDA tensor types are not simulated; "
+                                        "use .to(device) instead.")
+        return self._run(func, args, kwargs)
+
+
+class _DeviceCopy(torch.autograd.Function):
+    """Copy to another (simulated) device; the gradient travels back the other way, as on real GPUs."""
+
+    @staticmethod
+    def forward(ctx, t, src, dst, dtype, sim):
+        ctx.src, ctx.dst, ctx.dtype, ctx.sim = src, dst, t.dtype, sim
+        out = t.to(dtype=dtype, copy=True)
+        place(out, dst)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        start = time.perf_counter()
+        with _paused_accounting():
+            out = grad.to(dtype=ctx.dtype, copy=True)
+        place(out, ctx.src)
+        ctx.sim.mode._account_copy(ctx.dst, ctx.src, out.nbytes, start, time.perf_counter() - start)
+        return out, None, None, None, None
+
+
+_ACCOUNTING_PAUSED = [False]
+
+
+class _paused_accounting:
+    def __enter__(self):
+        _ACCOUNTING_PAUSED[0] = True
+
+    def __exit__(self, *exc):
+        _ACCOUNTING_PAUSED[0] = False
+
+
+class _BackwardAccounting(TorchDispatchMode):
+    """During backward, autograd's own ops inherit their inputs' device and are charged to its clock."""
+
+    def __init__(self, clocks: DeviceClocks) -> None:
+        super().__init__()
+        self.clocks = clocks
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if _ACCOUNTING_PAUSED[0]:
+            return func(*args, **kwargs)
+        tensors = _tensors((args, kwargs))
+        target = next((d for d in map(device_of, tensors) if d.type == "cuda"), None)
+        start = time.perf_counter()
+        out = func(*args, **kwargs)
+        if target is not None:
+            elapsed = time.perf_counter() - start
+            inputs = {storage_key(t) for t in tensors}
+            fresh = False
+            for t in _tensors(out):
+                if storage_key(t) not in inputs:
+                    place(t, target)
+                    fresh = True
+            if fresh or func._schema.is_mutable:
+                self.clocks.charge(target.index, start, self.clocks.device_time(elapsed), f"backward {func}")
+        return out
+
+
+def _name(func: Callable) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or str(func)

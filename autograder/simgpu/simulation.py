@@ -1,0 +1,117 @@
+"""``simulated_gpus(n)``: run code written for ``cuda:0 .. cuda:n-1`` on the CPU, faithfully.
+
+    with simulated_gpus(2) as sim:
+        model = SimpleMPModel("cuda:0", "cuda:1")   # unchanged student code
+        out = model(torch.randn(32, 1000))
+    sim.clocks.transfers   # [Transfer(src='cpu', dst='cuda:0', ...), Transfer(src='cuda:0', dst='cuda:1', ...)]
+
+Leaving the block restores ``torch`` exactly. The simulation is thread-local (like any TorchFunctionMode):
+other threads, e.g. DataLoader workers, see plain CPU tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Iterator
+
+import torch
+
+from . import cuda_api
+from .clock import DEFAULT_SCALE, DeviceClocks
+from .mode import SimulatedCudaMode
+from .placement import SimulationUnsupported
+
+_state = threading.local()
+_PATCH_LOCK = threading.Lock()
+
+
+def active_simulation() -> "Simulation":
+    sim = getattr(_state, "sim", None)
+    if sim is None:
+        raise RuntimeError("No simulated GPUs are active: use `with autograder.simulated_gpus(2): ...`.")
+    return sim
+
+
+class Simulation:
+    """The simulated devices: how many, which one is current, their clocks and logs."""
+
+    def __init__(self, n: int, scale: float) -> None:
+        if n < 1:
+            raise ValueError(f"simulated_gpus(n) needs n >= 1, got {n}")
+        self.n = n
+        self.current_device = 0
+        self.clocks = DeviceClocks(n, scale=scale)
+        self.mode = SimulatedCudaMode(self)
+
+    @property
+    def transfers(self):
+        return self.clocks.transfers
+
+    @property
+    def syncs(self):
+        return self.clocks.syncs
+
+    @property
+    def intervals(self):
+        return self.clocks.intervals
+
+    def canonical(self, device: Any) -> torch.device:
+        """``"cuda"`` -> ``cuda:<current>``, ``1`` -> ``cuda:1``; checks the index exists."""
+        d = torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
+        if d.type == "cuda":
+            d = torch.device("cuda", self.current_device if d.index is None else d.index)
+        self.check_device(d)
+        return d
+
+    def check_device(self, d: torch.device) -> None:
+        if d.type == "cuda" and not 0 <= d.index < self.n:
+            raise RuntimeError(f"CUDA error: invalid device ordinal ({d} requested; {self.n} simulated GPUs "
+                               f"are cuda:0..cuda:{self.n - 1})")
+        if d.type not in ("cpu", "cuda"):
+            raise SimulationUnsupported(f"device {d}: only 'cpu' and 'cuda' devices are simulated")
+
+    def set_device(self, index: int) -> None:
+        self.check_device(torch.device("cuda", index))
+        self.current_device = index
+
+    def synchronize_all(self) -> None:
+        for i in range(self.n):
+            self.clocks.wait(i, "synchronize")
+
+
+def _refuse_compile(*args: Any, **kwargs: Any):
+    raise SimulationUnsupported("torch.compile cannot run on the simulated GPUs (its compiler asks CUDA itself). "
+                                "Run the model eagerly here, or compile on real GPUs.")
+
+
+@contextlib.contextmanager
+def simulated_gpus(n: int = 2, *, scale: float = DEFAULT_SCALE) -> Iterator[Simulation]:
+    """Simulate ``n`` CUDA devices on the CPU for the duration of the ``with`` block (see module docstring)."""
+    if getattr(_state, "sim", None) is not None:
+        raise RuntimeError("simulated_gpus() is already active in this thread; nesting is not supported.")
+    if not _PATCH_LOCK.acquire(blocking=False):
+        raise RuntimeError("simulated_gpus() is active in another thread; torch.cuda can be simulated for one "
+                           "thread at a time.")
+    sim = Simulation(n, scale)
+    patches = [(torch.cuda, name, value) for name, value in cuda_api.stand_ins(sim).items()]
+    patches += [(torch.accelerator, name, value) for name, value in cuda_api.accelerator_stand_ins(sim).items()]
+    patches.append((torch, "compile", _refuse_compile))
+    saved = [(obj, name, obj.__dict__.get(name, _MISSING)) for obj, name, _ in patches]
+    try:
+        for obj, name, value in patches:
+            setattr(obj, name, value)
+        _state.sim = sim
+        with sim.mode:
+            yield sim
+    finally:
+        _state.sim = None
+        for obj, name, value in reversed(saved):
+            if value is _MISSING:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, value)
+        _PATCH_LOCK.release()
+
+
+_MISSING = object()
