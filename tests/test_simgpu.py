@@ -35,7 +35,7 @@ def test_twenty_sgd_steps_lower_the_loss_with_everything_on_its_device(simulated
     model = SimpleMPModel()
     losses = train_fixed_batch(model, steps=20, lr=0.5)
     assert losses[-1] < 0.9 * losses[0]
-    assert all(b < a for a, b in zip(losses, losses[1:]))
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False))
     for name, p in model.named_parameters():
         expected = CUDA0 if name.startswith("layer1") else CUDA1
         assert p.device == expected and p.grad.device == expected, name

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -26,7 +27,7 @@ _state = threading.local()
 _PATCH_LOCK = threading.Lock()
 
 
-def active_simulation() -> "Simulation":
+def active_simulation() -> Simulation:
     sim = getattr(_state, "sim", None)
     if sim is None:
         raise RuntimeError("No simulated GPUs are active: use `with autograder.simulated_gpus(2): ...`.")
@@ -74,6 +75,11 @@ class Simulation:
     def set_device(self, index: int) -> None:
         self.check_device(torch.device("cuda", index))
         self.current_device = index
+
+    def reset(self) -> None:
+        """Fresh clocks and logs, current device back to cuda:0 (between independent runs)."""
+        self.clocks = DeviceClocks(self.n, scale=self.clocks.scale)
+        self.current_device = 0
 
     def synchronize_all(self) -> None:
         for i in range(self.n):
