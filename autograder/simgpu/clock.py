@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from time import perf_counter  # bound at import: graders may wrap time.perf_counter to log clock reads
 
 # Device time = SCALE x the CPU time the op really took + LAUNCH_LATENCY. SCALE > 1 makes the device the
-# bottleneck, as on a real GPU driven by a fast host, so missing syncs are visible (a timer without one reads ~40% of the truth).
+# bottleneck, as on a real GPU driven by a fast host, so missing syncs are visible
+# (a timer without one reads ~40% of the truth).
 DEFAULT_SCALE = 2.5
 LAUNCH_LATENCY_S = 10e-6  # order of a real CUDA kernel launch
 SLEEP_CYCLES_PER_S = 1.0e9  # torch.cuda._sleep(cycles) on the simulated device: 1 GHz

@@ -1,0 +1,74 @@
+"""Part 1 and 3: the forward pass - where the output lands, its values, the one copy, the trace."""
+
+import pytest
+import torch
+from autograder.graders.conftest import SEED
+
+from autograder.sandbox.probes import make_batch
+
+BATCH_SIZES = [1, 7, 32]
+RTOL, ATOL = 1e-4, 1e-5  # fp32 on CPU vs GPU kernels: differences seen are < 1e-6 relative
+ACTIVATION_BYTES_PER_ROW = 2000 * 4  # (B, 2000) fp32
+
+
+def _forward(observe, devices, trace=False):
+    return observe("forward", devices=list(devices), seed=SEED, batch_sizes=BATCH_SIZES, trace=trace)
+
+
+@pytest.mark.check("output_device")
+def test_output_device(observe, devices):
+    for run in _forward(observe, devices)["runs"]:
+        assert run["output_device"] == devices[1], (
+            f"For a batch of {run['batch']} the output is on {run['output_device']}; expected {devices[1]}, "
+            "where layer2 lives. Return relu2(layer2(x)) computed on device1.")
+
+
+@pytest.mark.check("forward_values")
+def test_forward_values(observe, load_tensors, devices):
+    observed = _forward(observe, devices)
+    weights, outputs = load_tensors(observed["weights"]), load_tensors(observed["outputs"])
+    w1, b1, w2, b2 = (weights.get(k) for k in ("layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"))
+    assert all(w is not None for w in (w1, b1, w2, b2)), "The model needs layer1 and layer2 (nn.Linear) parameters."
+    for b in BATCH_SIZES:
+        x = make_batch(SEED + b, b, 1000)
+        expected = torch.relu(torch.relu(x @ w1.T + b1) @ w2.T + b2)
+        got = outputs.get(f"batch{b}")
+        assert got is not None and got.shape == expected.shape, (
+            f"For a (batch={b}, 1000) input the output has shape {None if got is None else tuple(got.shape)}; "
+            f"expected {tuple(expected.shape)}.")
+        if not torch.allclose(got, expected, rtol=RTOL, atol=ATOL):
+            worst = (got - expected).abs().max().item()
+            negative = (got < 0).any().item()
+            hint = ("Some outputs are negative: apply relu2 after layer2. " if negative else
+                    "Check the order layer1 -> relu1 -> move -> layer2 -> relu2. ")
+            raise AssertionError(f"For a batch of {b} the output differs from relu(W2·relu(W1·x+b1)+b2), computed "
+                                 f"from your own weights, by up to {worst:.3g}. {hint}")
+
+
+@pytest.mark.check("direct_transfer")
+def test_direct_transfer(observe, devices):
+    for run in _forward(observe, devices)["runs"]:
+        moves = [t for t in run["transfers"] if not (t["src"] == "cpu" and t["dst"] == devices[0])]
+        described = ", ".join(f"{t['src']}->{t['dst']}" for t in moves) or "none"
+        expected_bytes = run["batch"] * ACTIVATION_BYTES_PER_ROW
+        assert not any(t["via_host"] for t in moves), (
+            f"The activation went through the CPU ({described}); expected one direct {devices[0]}->{devices[1]} "
+            "copy. Use `x.to(self.device1)` directly, without `.cpu()`.")
+        assert len(moves) == 1, (
+            f"A forward of batch {run['batch']} made {len(moves)} copies between devices ({described}); expected "
+            f"exactly one, {devices[0]}->{devices[1]}, of the (B, 2000) activation. Move it once, after relu1.")
+        move = moves[0]
+        assert (move["src"], move["dst"]) == devices and move["nbytes"] == expected_bytes, (
+            f"The copy was {move['src']}->{move['dst']} of {move['nbytes']} bytes; expected {devices[0]}->"
+            f"{devices[1]} of {expected_bytes} bytes (the relu1 output, batch x 2000 floats).")
+
+
+@pytest.mark.check("trace_prints")
+def test_trace_prints(observe, devices):
+    traced = _forward(observe, devices, trace=True)["runs"][0]["printed"]
+    expected = f"Before move: {devices[0]}\nAfter move: {devices[1]}\n"
+    assert traced == expected, (
+        f"With trace=True the forward printed {traced!r}; expected {expected!r}: print the activation's "
+        "device just before and just after `.to(self.device1)`.")
+    quiet = _forward(observe, devices)["runs"][0]["printed"]
+    assert quiet == "", f"With trace=False the forward printed {quiet!r}; expected nothing."

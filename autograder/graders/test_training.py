@@ -1,0 +1,77 @@
+"""Part 2: train() runs on the GPUs, lowers the loss, and takes exactly the reference SGD steps."""
+
+import math
+
+import pytest
+import torch
+from autograder.graders.conftest import SEED
+
+from autograder.sandbox.probes import make_batches
+
+LOSS_RTOL = 2e-4  # sim is bit-exact to CPU; fp32 GPU kernels differ by ~1e-6 relative
+REFERENCE_LR, REFERENCE_STEPS = 0.2, 4
+FIXED_LR, FIXED_STEPS, REQUIRED_DROP = 0.5, 10, 0.9  # reference: 0.45 -> 0.37 (-18%) in 10 steps
+
+
+def _losses(observed: dict, steps: int) -> list[float]:
+    losses = observed["losses"]
+    assert isinstance(losses, list), f"train() returned {losses}; expected a list with one float per batch."
+    assert len(losses) == steps, f"train() returned {len(losses)} losses for {steps} batches; expected {steps}."
+    assert all(isinstance(x, (int, float)) and math.isfinite(x) for x in losses), (
+        f"train() returned {losses[:3]}...; expected finite Python floats. Use `loss.item()`.")
+    return losses
+
+
+@pytest.mark.check("train_runs")
+def test_train_runs(observe, devices):
+    observed = observe("train", devices=list(devices), seed=SEED, steps=3, lr=None, fixed=False)
+    _losses(observed, 3)
+    for name, device in observed["grad_devices"].items():
+        expected = devices[0] if name.startswith("layer1.") else devices[1]
+        assert device == expected, f"`{name}.grad` is on {device}; expected {expected}, where `{name}` lives."
+
+
+@pytest.mark.check("loss_decreases")
+def test_loss_decreases(observe, devices):
+    observed = observe("train", devices=list(devices), seed=SEED, steps=FIXED_STEPS, lr=FIXED_LR, fixed=True)
+    losses = _losses(observed, FIXED_STEPS)
+    assert losses[-1] <= REQUIRED_DROP * losses[0], (
+        f"Training {FIXED_STEPS} steps on one fixed batch with lr={FIXED_LR} went from loss {losses[0]:.4f} to "
+        f"{losses[-1]:.4f}; expected it to fall by at least {1 - REQUIRED_DROP:.0%}. Check that you call "
+        "optimizer.step() after loss.backward(), and use the lr argument.")
+
+
+def reference_losses(initial: dict, batches, lr: float) -> list[float]:
+    """Plain single-device SGD from the submission's own initial weights (trusted, on the CPU)."""
+    model = torch.nn.Sequential(torch.nn.Linear(1000, 2000), torch.nn.ReLU(), torch.nn.Linear(2000, 1000),
+                                torch.nn.ReLU())
+    with torch.no_grad():
+        for mine, theirs in (("0", "layer1"), ("2", "layer2")):
+            getattr(model, mine).weight.copy_(initial[f"{theirs}.weight"])
+            getattr(model, mine).bias.copy_(initial[f"{theirs}.bias"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.check("train_matches_reference")
+def test_train_matches_reference(observe, load_tensors, devices):
+    observed = observe("train", devices=list(devices), seed=SEED, steps=REFERENCE_STEPS, lr=REFERENCE_LR,
+                       fixed=False)
+    losses = _losses(observed, REFERENCE_STEPS)
+    expected = reference_losses(load_tensors(observed["initial"]), make_batches(SEED, REFERENCE_STEPS, False),
+                                REFERENCE_LR)
+    for step, (got, want) in enumerate(zip(losses, expected)):
+        assert math.isclose(got, want, rel_tol=LOSS_RTOL), (
+            f"Step {step} loss is {got:.6f}; reference SGD(lr={REFERENCE_LR}) from your model's own initial "
+            f"weights gives {want:.6f}. " + (
+                "The first step already differs: check the loss (nn.MSELoss between output and target)."
+                if step == 0 else
+                "Check that each step calls optimizer.zero_grad(), that SGD uses the lr argument, and that "
+                "gradients flow through both layers (no .detach() on the activation)."))

@@ -1,0 +1,182 @@
+"""Grade one submission: run the hidden pytest graders against it and collect one verdict per check.
+
+    report = grade(Path("submission/"), load_rubric(), devices="auto")
+
+The graders run here, in the trusted process; the submission runs in its own process (``sandbox``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .rubric import Check, Rubric, RubricError
+from .sandbox import SubmissionProcess
+
+GRADERS_DIR = Path(__file__).resolve().parent / "graders"
+TIMEOUT_MARGIN_S = 15  # pytest-timeout is the outer guard; the probe's own limit normally fires first
+PLUGIN_NAME = "practical8-grading"
+
+
+class DevicesUnavailable(RuntimeError):
+    """Real GPUs were demanded (--devices cuda) but fewer than two are present."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: Check
+    passed: bool
+    message: str
+
+    @property
+    def score(self) -> float:
+        return self.check.points if self.passed else 0.0
+
+
+@dataclass
+class Report:
+    submission: str
+    devices: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(r.score for r in self.results)
+
+    @property
+    def max_score(self) -> float:
+        return sum(r.check.points for r in self.results)
+
+    def failed(self) -> set[str]:
+        return {r.check.id for r in self.results if not r.passed}
+
+
+def resolve_devices(choice: str) -> str:
+    """auto -> real GPUs when two are present, else the simulation; cuda refuses to simulate."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if choice == "cuda" and count < 2:
+        raise DevicesUnavailable(
+            f"--devices cuda needs two CUDA GPUs, but this machine has {count} (torch {torch.__version__}, "
+            f"CUDA {torch.version.cuda or 'not built in'}). Nothing was graded; run on a two-GPU machine, or "
+            "use --devices sim to grade on simulated GPUs.")
+    if choice not in ("auto", "cuda", "sim"):
+        raise ValueError(f"devices must be auto, cuda or sim; got {choice!r}")
+    return "cuda" if choice == "cuda" or (choice == "auto" and count >= 2) else "sim"
+
+
+class GradingPlugin:
+    """Binds the graders to one submission and collects a verdict per rubric check."""
+
+    def __init__(self, rubric: Rubric, submission: SubmissionProcess) -> None:
+        self.rubric, self.submission = rubric, submission
+        self.outcomes: dict[str, tuple[bool, str]] = {}
+        self.error: str | None = None
+
+    def timeout_for(self, item: pytest.Item) -> float:
+        return self.rubric.check(_check_id(item)).timeout
+
+    def pytest_collectreport(self, report) -> None:
+        if report.failed and self.error is None:
+            self.error = f"the graders could not be loaded ({report.nodeid}): {report.longreprtext[-1500:]}"
+
+    def pytest_collection_modifyitems(self, session, config, items: list[pytest.Item]) -> None:
+        if self.error:
+            raise pytest.UsageError(self.error)
+        ids = {}
+        for item in items:
+            check_id = _check_id(item)
+            if check_id is None:
+                self.error = f"grader {item.nodeid} has no @pytest.mark.check(...) marker"
+                raise pytest.UsageError(self.error)
+            ids[check_id] = item
+        try:
+            self.rubric.require_graders(set(ids))
+        except RubricError as exc:
+            self.error = str(exc)
+            raise pytest.UsageError(self.error) from None
+        enabled = {c.id for c in self.rubric.enabled}
+        items[:] = [item for item in items if _check_id(item) in enabled]
+        for item in items:
+            item.add_marker(pytest.mark.timeout(self.timeout_for(item) + TIMEOUT_MARGIN_S))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        outcome = yield
+        report = outcome.get_result()
+        check_id = _check_id(item)
+        if report.failed and self.outcomes.get(check_id, (True,))[0]:  # the first failure is the message
+            self.outcomes[check_id] = (False, _message(call))
+        elif report.when == "call" and check_id not in self.outcomes:
+            self.outcomes[check_id] = (True, "")
+
+
+def _check_id(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("check")
+    return marker.args[0] if marker else None
+
+
+def _message(call: pytest.CallInfo) -> str:
+    """The student-facing part of a failure: the message only, never the graders' source or traceback."""
+    if call.excinfo is None:
+        return "The check failed."
+    exc = call.excinfo.value
+    text = getattr(exc, "msg", None) or str(exc)
+    if isinstance(exc, AssertionError):
+        text = text.split("\nassert ")[0]
+    if "Timeout >" in text:
+        return "The check ran out of time; your code may contain an infinite loop or a very slow step."
+    if not isinstance(exc, (AssertionError, pytest.fail.Exception)):
+        text = f"The grader could not evaluate your submission ({type(exc).__name__}: {text})."
+    return text.strip()
+
+
+def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto") -> Report:
+    """Run every enabled check of ``rubric`` against ``submission_dir``; one ``CheckResult`` per check."""
+    submission_dir = Path(submission_dir)
+    if not (submission_dir / "model_parallel.py").is_file():
+        raise FileNotFoundError(f"{submission_dir}: no model_parallel.py here. Point to the folder that holds "
+                                "the student's model_parallel.py.")
+    mode = resolve_devices(devices)
+    with SubmissionProcess(submission_dir, mode) as submission:
+        plugin = GradingPlugin(rubric, submission)
+        args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
+                "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "no:autograder_simgpu", "--tb=no", "--no-header", "-s"]
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_env():
+            pytest.main(args, plugins=[_Named(plugin)])
+    if plugin.error:
+        raise RubricError(plugin.error)
+    if not plugin.outcomes and rubric.enabled:
+        raise RuntimeError(f"the graders in {GRADERS_DIR} ran no checks; grading could not run")
+    report = Report(str(submission_dir), mode)
+    for check in rubric.enabled:
+        passed, message = plugin.outcomes.get(check.id, (False, "The check did not run."))
+        report.results.append(CheckResult(check, passed, message))
+    return report
+
+
+class _Named:
+    """Registers the plugin under a fixed name so the graders' conftest can find it."""
+
+    def __init__(self, plugin: GradingPlugin) -> None:
+        self.plugin = plugin
+
+    def pytest_configure(self, config) -> None:
+        config.pluginmanager.register(self.plugin, PLUGIN_NAME)
+
+
+@contextlib.contextmanager
+def _quiet_env() -> Any:
+    saved = os.environ.pop("PYTEST_ADDOPTS", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_ADDOPTS"] = saved

@@ -1,0 +1,119 @@
+"""grading.yml -> a validated, frozen ``Rubric``. Every key is declared once here, with its default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's values
+TOP_KEYS = {"assignment": "name of the assignment", "total_points": "the sum the points must reach",
+            "defaults": "default values for every check", "checks": "check id -> settings"}
+CHECK_KEYS = {"title": None, "points": None, "visibility": "visible", "timeout": 60.0, "enabled": True}
+DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "grading.yml"
+
+
+class RubricError(ValueError):
+    """grading.yml is malformed or does not match the graders; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    points: float
+    visibility: str = "visible"
+    timeout: float = 60.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Rubric:
+    assignment: str
+    checks: tuple[Check, ...]
+    source: str = "grading.yml"
+
+    @property
+    def enabled(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.enabled)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.enabled)
+
+    def check(self, check_id: str) -> Check:
+        return next(c for c in self.checks if c.id == check_id)
+
+    def require_graders(self, grader_ids: set[str]) -> None:
+        """Every check has a grader and every grader has a check, or a RubricError naming them."""
+        no_grader = sorted({c.id for c in self.checks} - grader_ids)
+        no_entry = sorted(grader_ids - {c.id for c in self.checks})
+        problems = []
+        if no_grader:
+            problems.append(f"check id(s) with no grader: {', '.join(no_grader)} "
+                            f"(known graders: {', '.join(sorted(grader_ids))})")
+        if no_entry:
+            problems.append(f"grader(s) with no entry in the rubric: {', '.join(no_entry)}")
+        if problems:
+            raise RubricError(f"{self.source}: " + "; ".join(problems))
+
+
+def load_rubric(path: Path | str = DEFAULT_RUBRIC) -> Rubric:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RubricError(f"{path}: rubric file not found") from None
+    except yaml.YAMLError as exc:
+        raise RubricError(f"{path}: not valid YAML: {exc}") from None
+    return parse_rubric(data, str(path))
+
+
+def parse_rubric(data: Any, source: str = "grading.yml") -> Rubric:
+    def fail(message: str) -> RubricError:
+        return RubricError(f"{source}: {message}")
+
+    if not isinstance(data, dict):
+        raise fail("expected a mapping with keys " + ", ".join(TOP_KEYS))
+    _reject_unknown(data, TOP_KEYS, "top level", fail)
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise fail("'defaults' must be a mapping")
+    _reject_unknown(defaults, CHECK_KEYS, "defaults", fail)
+    raw_checks = data.get("checks")
+    if not isinstance(raw_checks, dict) or not raw_checks:
+        raise fail("'checks' must map check ids to their settings")
+    checks = []
+    for check_id, raw in raw_checks.items():
+        if not isinstance(raw, dict):
+            raise fail(f"check '{check_id}' must be a mapping with at least 'title' and 'points'")
+        _reject_unknown(raw, CHECK_KEYS, f"check '{check_id}'", fail)
+        values = {**{k: v for k, v in CHECK_KEYS.items() if v is not None}, **defaults, **raw}
+        for required in ("title", "points"):
+            if required not in values:
+                raise fail(f"check '{check_id}' has no '{required}'")
+        points, timeout = values["points"], values["timeout"]
+        if not isinstance(points, (int, float)) or isinstance(points, bool) or points < 0:
+            raise fail(f"check '{check_id}': points must be a number >= 0, got {points!r}")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise fail(f"check '{check_id}': timeout must be a number of seconds > 0, got {timeout!r}")
+        if values["visibility"] not in VISIBILITIES:
+            raise fail(f"check '{check_id}': visibility must be one of {', '.join(VISIBILITIES)}, "
+                       f"got {values['visibility']!r}")
+        if not isinstance(values["enabled"], bool):
+            raise fail(f"check '{check_id}': enabled must be true or false, got {values['enabled']!r}")
+        checks.append(Check(str(check_id), str(values["title"]), float(points), values["visibility"],
+                            float(timeout), values["enabled"]))
+    rubric = Rubric(str(data.get("assignment", "practical8")), tuple(checks), source)
+    total = data.get("total_points")
+    if total is not None and abs(rubric.max_score - total) > 1e-9:
+        raise fail(f"the enabled checks' points add up to {rubric.max_score:g}, but total_points is {total}")
+    return rubric
+
+
+def _reject_unknown(mapping: dict, known: dict, where: str, fail) -> None:
+    unknown = sorted(set(mapping) - set(known))
+    if unknown:
+        raise fail(f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; known keys: {', '.join(known)}")

@@ -1,0 +1,160 @@
+"""Trusted probes: run inside the submission's process, call the student's code, return plain data.
+
+Each probe takes JSON arguments and returns a JSON-able dict; tensors go through ``save_tensors`` (files
+read back with ``torch.load(weights_only=True)``). Probes observe; they never judge - the graders do,
+in the trusted process. ``log`` is the transfer/sync log (simulated clocks, or ``CudaRecorder``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+PROBES: dict[str, Callable[..., dict]] = {}
+TIMED_FORWARD_SLEEP_S = 0.02  # device1 work added to each timed forward: a known, dominant device time
+
+
+class Context:
+    """What a probe gets: the student's module, the devices, the log, and where to put tensors."""
+
+    def __init__(self, module: Any, log: Any, scratch: Path, clock_reads: list[int]) -> None:
+        self.module, self.log, self.scratch, self.clock_reads = module, log, scratch, clock_reads
+
+    def save_tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> str:
+        plain = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
+        path = self.scratch / f"{name}.pt"
+        torch.save(plain, path)
+        return path.name
+
+    def build(self, devices: list[str], seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return self.module.SimpleMPModel(devices[0], devices[1])
+
+
+def probe(func: Callable[..., dict]) -> Callable[..., dict]:
+    PROBES[func.__name__] = func
+    return func
+
+
+def make_batch(seed: int, *shape: int) -> torch.Tensor:
+    """A CPU batch the graders can regenerate bit-for-bit in the trusted process."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def make_batches(seed: int, steps: int, fixed: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` (x, y) pairs of (32, 1000); targets are >= 0 (reachable through the final ReLU)."""
+    return [(make_batch(seed + (0 if fixed else i), 32, 1000), make_batch(seed + 1000 + (0 if fixed else i), 32, 1000).relu())
+            for i in range(steps)]
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p for name, p in model.named_parameters()}
+
+
+@probe
+def build(ctx: Context, devices: list[str], seed: int) -> dict:
+    """Construct the model; report every parameter's shape and device and the device attributes."""
+    model = ctx.build(devices, seed)
+    return {
+        "params": {name: {"device": str(p.device), "shape": list(p.shape)} for name, p in model.named_parameters()},
+        "device0": repr(getattr(model, "device0", None)),
+        "device1": repr(getattr(model, "device1", None)),
+    }
+
+
+@probe
+def forward(ctx: Context, devices: list[str], seed: int, batch_sizes: list[int], trace: bool = False) -> dict:
+    """Forward CPU batches; report outputs, their device, the transfers of each forward, the weights."""
+    model = ctx.build(devices, seed)
+    runs, outputs = [], {}
+    for b in batch_sizes:
+        x = make_batch(seed + b, b, 1000)
+        first = len(ctx.log.transfers)
+        printed = io.StringIO()
+        with torch.no_grad(), contextlib.redirect_stdout(printed):
+            out = model(x, trace=trace) if trace else model(x)
+        runs.append({"batch": b, "output_device": str(out.device) if isinstance(out, torch.Tensor) else repr(out),
+                     "transfers": [asdict(t) for t in ctx.log.transfers[first:]], "printed": printed.getvalue()[:2000]})
+        if isinstance(out, torch.Tensor):
+            outputs[f"batch{b}"] = out
+    return {"runs": runs, "outputs": ctx.save_tensors("outputs", outputs),
+            "weights": ctx.save_tensors("weights", _weights(model))}
+
+
+@probe
+def train(ctx: Context, devices: list[str], seed: int, steps: int, lr: float | None, fixed: bool) -> dict:
+    """Call the student's train() on CPU batches; report the losses, the initial weights and grad devices."""
+    model = ctx.build(devices, seed)
+    initial = ctx.save_tensors("initial", _weights(model))
+    batches = make_batches(seed, steps, fixed)
+    losses = ctx.module.train(model, batches) if lr is None else ctx.module.train(model, batches, lr=lr)
+    return {
+        "initial": initial,
+        "losses": [x if isinstance(x, (int, float)) else repr(type(x).__name__) for x in losses]
+        if isinstance(losses, (list, tuple)) else repr(type(losses).__name__),
+        "param_devices": {n: str(p.device) for n, p in model.named_parameters()},
+        "grad_devices": {n: str(p.grad.device) for n, p in model.named_parameters() if p.grad is not None},
+    }
+
+
+def _sleep_cycles(seconds: float, device: torch.device) -> int:
+    """How many ``torch.cuda._sleep`` cycles last ``seconds`` on ``device`` (calibrated with CUDA events)."""
+    probe_cycles = 10_000_000
+    with torch.cuda.device(device):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(probe_cycles)
+        end.record()
+        end.synchronize()
+        return int(probe_cycles * seconds * 1000 / start.elapsed_time(end))
+
+
+@probe
+def time_forward(ctx: Context, devices: list[str], seed: int, warmup: int, repeats: int) -> dict:
+    """Call the student's time_forward() with a known device1 workload added to every forward.
+
+    Logs, in one order: each forward's end, every host wait, every clock read. The true device time per
+    timed forward is measured with CUDA events on device1 (simulated or real), which never lie.
+    """
+    model = ctx.build(devices, seed)
+    device1 = torch.device(devices[1])
+    cycles = _sleep_cycles(TIMED_FORWARD_SLEEP_S, device1)
+    x = make_batch(seed, 32, 1000).to(devices[0])  # on device0 already: no host wait starts each forward
+    student_forward, marks = model.forward, []
+
+    def forward(*args: Any, **kwargs: Any):
+        with torch.cuda.device(device1):
+            launched = torch.cuda.Event(enable_timing=True)
+            launched.record()
+        out = student_forward(*args, **kwargs)
+        with torch.cuda.device(device1):
+            torch.cuda._sleep(cycles)
+            done = torch.cuda.Event(enable_timing=True)
+            done.record()
+        marks.append((ctx.log.next_seq(), launched, done))
+        return out
+
+    model.forward = forward
+    ctx.clock_reads.clear()
+    first_seq = ctx.log.next_seq()
+    seconds = ctx.module.time_forward(model, x, warmup=warmup, repeats=repeats)
+    last_seq = ctx.log.next_seq()
+    reads = list(ctx.clock_reads)
+    for _, _, done in marks:
+        done.synchronize()
+    timed = marks[-repeats:]
+    true_seconds = timed[0][1].elapsed_time(timed[-1][2]) / 1000 / len(timed) if timed else None
+    return {
+        "seconds": seconds if isinstance(seconds, (int, float)) else repr(type(seconds).__name__),
+        "true_seconds": true_seconds,
+        "sleep_seconds": TIMED_FORWARD_SLEEP_S,
+        "forward_seqs": [seq for seq, _, _ in marks],
+        "syncs": [asdict(s) for s in ctx.log.syncs if first_seq < s.seq < last_seq],
+        "clock_reads": [seq for seq in reads if first_seq < seq < last_seq],
+        "call_end_seq": last_seq,
+    }
