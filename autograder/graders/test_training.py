@@ -9,6 +9,7 @@ from autograder.graders.conftest import SEED
 from autograder.sandbox.probes import make_batches
 
 LOSS_RTOL = 2e-4  # sim is bit-exact to CPU; fp32 GPU kernels differ by ~1e-6 relative
+WEIGHT_RTOL, WEIGHT_ATOL = 1e-4, 1e-6
 REFERENCE_LR, REFERENCE_STEPS = 0.2, 4
 FIXED_LR, FIXED_STEPS, REQUIRED_DROP = 0.5, 10, 0.9  # reference: 0.45 -> 0.37 (-18%) in 10 steps
 
@@ -41,8 +42,11 @@ def test_loss_decreases(observe, devices):
         "optimizer.step() after loss.backward(), and use the lr argument.")
 
 
-def reference_losses(initial: dict, batches, lr: float) -> list[float]:
-    """Plain single-device SGD from the submission's own initial weights (trusted, on the CPU)."""
+def reference_sgd(initial: dict, batches, lr: float) -> tuple[list[float], dict]:
+    """Plain single-device SGD from the submission's own initial weights (trusted, on the CPU).
+
+    Returns the losses and the final weights, named as in SimpleMPModel.
+    """
     model = torch.nn.Sequential(torch.nn.Linear(1000, 2000), torch.nn.ReLU(), torch.nn.Linear(2000, 1000),
                                 torch.nn.ReLU())
     with torch.no_grad():
@@ -57,7 +61,9 @@ def reference_losses(initial: dict, batches, lr: float) -> list[float]:
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return losses
+    final = {f"{theirs}.{kind}": getattr(getattr(model, mine), kind).detach()
+             for mine, theirs in (("0", "layer1"), ("2", "layer2")) for kind in ("weight", "bias")}
+    return losses, final
 
 
 @pytest.mark.check("train_matches_reference")
@@ -65,8 +71,8 @@ def test_train_matches_reference(observe, load_tensors, devices):
     observed = observe("train", devices=list(devices), seed=SEED, steps=REFERENCE_STEPS, lr=REFERENCE_LR,
                        fixed=False)
     losses = _losses(observed, REFERENCE_STEPS)
-    expected = reference_losses(load_tensors(observed["initial"]), make_batches(SEED, REFERENCE_STEPS, False),
-                                REFERENCE_LR)
+    expected, expected_final = reference_sgd(load_tensors(observed["initial"]),
+                                             make_batches(SEED, REFERENCE_STEPS, False), REFERENCE_LR)
     for step, (got, want) in enumerate(zip(losses, expected)):
         assert math.isclose(got, want, rel_tol=LOSS_RTOL), (
             f"Step {step} loss is {got:.6f}; reference SGD(lr={REFERENCE_LR}) from your model's own initial "
@@ -75,3 +81,11 @@ def test_train_matches_reference(observe, load_tensors, devices):
                 if step == 0 else
                 "Check that each step calls optimizer.zero_grad(), that SGD uses the lr argument, and that "
                 "gradients flow through both layers (no .detach() on the activation)."))
+    final = load_tensors(observed["final"])
+    for name, want in expected_final.items():
+        got = final.get(name)
+        assert got is not None and torch.allclose(got, want, rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL), (
+            f"After {REFERENCE_STEPS} steps `{name}` differs from reference SGD"
+            + (" - it did not change at all: no gradient reaches layer1. Do not .detach() the activation "
+               "when you move it to device1." if got is not None and torch.equal(got, load_tensors(
+                   observed["initial"])[name]) else ". Check zero_grad, lr and that every parameter is optimized."))

@@ -160,6 +160,9 @@ _ENTRY_POINTS = {
     "import": "import of model_parallel.py",
 }
 
+_STUDENT_FUNCTIONS = {"__init__": "SimpleMPModel.__init__", "forward": "SimpleMPModel.forward", "train": "train()",
+                      "time_forward": "time_forward()"}
+
 
 def _explain(error: dict, probe: str) -> str:
     """A student-facing sentence for an exception raised by the student's code."""
@@ -167,14 +170,15 @@ def _explain(error: dict, probe: str) -> str:
     place = f" ({where}: `{error.get('code')}`)" if where else ""
     if error.get("during") == "import":
         return f"Importing model_parallel.py failed with {kind}: {message}{place}. Fix it so the file imports."
+    function = _STUDENT_FUNCTIONS.get(error.get("function"), _ENTRY_POINTS.get(probe, probe))
     if kind == "NotImplementedError":
-        return (f"{_ENTRY_POINTS.get(probe, probe)} is not implemented yet: it raised NotImplementedError{place}. "
+        return (f"{function} is not implemented yet: it raised NotImplementedError{place}. "
                 "Replace `# YOUR CODE HERE` and `raise NotImplementedError()` with your code.")
     hint = ""
     if "Expected all tensors to be on the same device" in message:
         hint = (" Two tensors in one operation are on different devices: move the input to device0 first, "
                 "the activation to device1 before layer2, and the target to the output's device.")
-    return f"{_ENTRY_POINTS.get(probe, probe)} raised {kind}: {message}{place}.{hint}"
+    return f"{function} raised {kind}: {message}{place}.{hint}"
 
 
 def _worker_env() -> dict[str, str]:

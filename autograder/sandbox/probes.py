@@ -95,6 +95,7 @@ def train(ctx: Context, devices: list[str], seed: int, steps: int, lr: float | N
     losses = ctx.module.train(model, batches) if lr is None else ctx.module.train(model, batches, lr=lr)
     return {
         "initial": initial,
+        "final": ctx.save_tensors("final", _weights(model)),
         "losses": [x if isinstance(x, (int, float)) else repr(type(x).__name__) for x in losses]
         if isinstance(losses, (list, tuple)) else repr(type(losses).__name__),
         "param_devices": {n: str(p.device) for n, p in model.named_parameters()},

@@ -54,6 +54,7 @@ def _student_error(exc: BaseException, submission: Path) -> dict:
         "message": str(exc)[:2000],
         "where": f"{Path(where.filename).name}, line {where.lineno}, in {where.name}" if where else None,
         "code": (where.line or "") if where else None,
+        "function": where.name if where else None,
     }
 
 

@@ -1,8 +1,7 @@
 """Practical 8: layer-wise model parallelism across two GPUs.
 
-Fill in every ``# YOUR CODE HERE``. Check your work with the public checks:
-
-    python -m autograder grade .        # from this folder; runs on simulated GPUs if you have none
+Fill in every ``# YOUR CODE HERE``; every function says in its docstring what it must do.
+With no GPUs at hand, the practical's notebook runs this file on two simulated GPUs.
 
 The model: ``layer1 = Linear(1000, 2000)`` + ReLU on ``device0``, ``layer2 = Linear(2000, 1000)`` + ReLU on
 ``device1``. The activation travels from ``device0`` to ``device1`` in ``forward``: that copy is the whole

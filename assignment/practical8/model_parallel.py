@@ -1,0 +1,63 @@
+"""Practical 8: layer-wise model parallelism across two GPUs.
+
+Fill in every ``# YOUR CODE HERE``; every function says in its docstring what it must do.
+With no GPUs at hand, the practical's notebook runs this file on two simulated GPUs.
+
+The model: ``layer1 = Linear(1000, 2000)`` + ReLU on ``device0``, ``layer2 = Linear(2000, 1000)`` + ReLU on
+``device1``. The activation travels from ``device0`` to ``device1`` in ``forward``: that copy is the whole
+idea of model parallelism, and the reason the two GPUs take turns instead of working together.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+import torch
+from torch import nn
+
+
+class SimpleMPModel(nn.Module):
+    """Two linear layers split across two devices (Part 1)."""
+
+    def __init__(self, device0: str | torch.device = "cuda:0", device1: str | torch.device = "cuda:1") -> None:
+        """Keep ``self.device0`` / ``self.device1`` as ``torch.device`` and build the two halves.
+
+        ``self.layer1 = nn.Linear(1000, 2000)`` and ``self.relu1`` live on ``device0``;
+        ``self.layer2 = nn.Linear(2000, 1000)`` and ``self.relu2`` live on ``device1``.
+        """
+        super().__init__()
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def forward(self, x: torch.Tensor, trace: bool = False) -> torch.Tensor:
+        """Run ``x`` (possibly on the CPU) through both halves; return the output on ``device1``.
+
+        Move ``x`` to ``device0``, apply layer1 + relu1, move the activation to ``device1`` (directly,
+        not through the CPU), apply layer2 + relu2. With ``trace=True`` print ``Before move: <device>``
+        and ``After move: <device>`` (the activation's device) around that move (Part 3).
+        """
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+
+def train(model: SimpleMPModel, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], lr: float = 0.01) -> list[float]:
+    """Train ``model`` with SGD(lr) on MSE loss, one step per ``(x, y)`` batch (CPU tensors) (Part 2).
+
+    The target must live where the output is (``model.device1``). Each step: zero the gradients,
+    forward, loss, backward, optimizer step. Return every step's loss as a Python float.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def time_forward(model: SimpleMPModel, x: torch.Tensor, warmup: int = 2, repeats: int = 10) -> float:
+    """Return the seconds one forward pass of ``model`` on ``x`` takes on the GPUs (Part 4).
+
+    Run ``warmup`` untimed forwards first (the first calls pay one-off start-up costs), then time
+    ``repeats`` forwards with a wall clock. GPU work is asynchronous: before reading the clock, wait
+    until *both* devices have finished (a bare ``torch.cuda.synchronize()`` waits only for the current
+    device, cuda:0, while the last kernels run on ``model.device1``).
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError()

@@ -1,0 +1,67 @@
+"""Command line: ``python -m autograder grade [SUBMISSION_DIR] [--results FILE] [--devices auto|cuda|sim]``.
+
+Parses arguments and calls one function per command. Exit status: 0 whenever grading completed (whatever
+the score), 2 when grading itself could not run (bad folder, bad rubric, GPUs demanded but absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from .grading import DevicesUnavailable, grade
+from .release import generate_assignment
+from .reports import table, write_results
+from .rubric import DEFAULT_RUBRIC, RubricError, load_rubric
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Practical 8 autograder")
+    commands = parser.add_subparsers(dest="command", required=True)
+    g = commands.add_parser("grade", help="grade a submission folder (no folder: the bundled samples)")
+    g.add_argument("submission", nargs="?", type=Path, help="folder holding model_parallel.py")
+    g.add_argument("--results", type=Path, help="write Gradescope results.json here")
+    g.add_argument("--devices", choices=("auto", "cuda", "sim"), default="auto",
+                   help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
+    g.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="grading.yml (default: %(default)s)")
+    r = commands.add_parser("release", help="regenerate assignment/ from solutions/")
+    r.set_defaults(func=lambda a: _release())
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "grade":
+            return _grade(args)
+        return args.func(args)
+    except (DevicesUnavailable, RubricError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _grade(args: argparse.Namespace) -> int:
+    rubric = load_rubric(args.rubric)
+    if args.submission is not None:
+        report = grade(args.submission, rubric, args.devices)
+        print(table(report))
+        if args.results:
+            write_results(report, args.results)
+        return 0
+    from .mutants import REFERENCE, SAMPLES, by_name
+
+    print("No submission given: grading the bundled samples (the reference and typical mistakes).\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = [("reference", REFERENCE.parent)] + [
+            (f"{name} ({by_name(name).bug})", by_name(name).write(Path(tmp) / name)) for name in SAMPLES]
+        for label, folder in samples:
+            report = grade(folder, rubric, args.devices)
+            report.submission = label
+            print(table(report) + "\n")
+            if args.results:
+                write_results(report, args.results.parent / folder.name / args.results.name)
+    return 0
+
+
+def _release() -> int:
+    for path in generate_assignment():
+        print(f"wrote {path}")
+    return 0

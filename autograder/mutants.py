@@ -1,0 +1,147 @@
+"""Deliberately broken (and correctly varied) submissions, made from the reference by text edits.
+
+Each entry changes the reference ``solutions/practical8/model_parallel.py`` in one way and names the checks
+that must fail because of it - no more, no fewer. The tests grade every one; ``grade`` with no path grades
+the reference and a few of these (``SAMPLES``) so a newcomer sees the autograder at work at once.
+Deriving them from the reference keeps them in step with it: an edit that no longer applies is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .release import SOLUTIONS_DIR
+
+REFERENCE = SOLUTIONS_DIR / "practical8" / "model_parallel.py"
+FORWARD_CHECKS = {"output_device", "forward_values", "direct_transfer", "honors_devices", "trace_prints"}
+TRAIN_CHECKS = {"train_runs", "loss_decreases", "train_matches_reference"}
+TIMING_CHECKS = {"timing_synchronizes", "timing_covers_output_device", "timing_measures_device_time"}
+ALL_CHECKS = {"placement"} | FORWARD_CHECKS | TRAIN_CHECKS | TIMING_CHECKS
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    bug: str  # what a student did
+    edits: tuple[tuple[str, str], ...]  # (text in the reference, replacement)
+    fails: frozenset[str]  # exactly the checks that must fail
+
+    def source(self, reference: str | None = None) -> str:
+        text = REFERENCE.read_text() if reference is None else reference
+        for old, new in self.edits:
+            if old not in text:
+                raise ValueError(f"mutant {self.name}: {old!r} is not in the reference any more; update the edit")
+            text = text.replace(old, new)
+        return text
+
+    def write(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model_parallel.py").write_text(self.source())
+        return folder
+
+
+def _m(name: str, bug: str, edits: list[tuple[str, str]], fails: set[str]) -> Mutant:
+    return Mutant(name, bug, tuple(edits), frozenset(fails))
+
+
+WAIT = "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats"
+MUTANTS = [
+    _m("all_on_device0", "both layers and the activation stay on device0",
+       [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)", "self.layer2 = nn.Linear(2000, 1000).to(self.device0)"),
+        ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(self.device0)")],
+       {"placement", "output_device", "direct_transfer", "honors_devices", "trace_prints"} | TRAIN_CHECKS),
+    _m("missing_transfer", "forgot to move the activation to device1",
+       [("        x = x.to(self.device1)  # the GPU-to-GPU copy\n", "")],
+       FORWARD_CHECKS | TRAIN_CHECKS | TIMING_CHECKS),
+    _m("input_not_moved", "forgot to move the CPU input to device0",
+       [("self.layer1(x.to(self.device0))", "self.layer1(x)")],
+       FORWARD_CHECKS | TRAIN_CHECKS),
+    _m("copy_via_host", "moved the activation through the CPU",
+       [("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.cpu().to(self.device1)")],
+       {"direct_transfer"}),
+    _m("missing_relu", "left out the second ReLU",
+       [("return self.relu2(self.layer2(x))", "return self.layer2(x)")],
+       {"forward_values", "train_matches_reference"}),
+    _m("no_zero_grad", "never zeroes the gradients",
+       [("        optimizer.zero_grad()\n", "")],
+       {"train_matches_reference"}),
+    _m("ignored_lr", "hard-codes the learning rate",
+       [("torch.optim.SGD(model.parameters(), lr=lr)", "torch.optim.SGD(model.parameters(), lr=0.01)")],
+       {"loss_decreases", "train_matches_reference"}),
+    _m("target_not_moved", "left the target on the CPU",
+       [("loss_fn(model(x), y.to(model.device1))", "loss_fn(model(x), y)")],
+       TRAIN_CHECKS),
+    _m("detached_stage", "cut the graph between the two GPUs with .detach()",
+       [("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.detach().to(self.device1)")],
+       {"train_matches_reference"}),
+    _m("wrong_trace", "prints both trace lines after the move",
+       [('            print(f"Before move: {x.device}")', "            pass"),
+        ('            print(f"After move: {x.device}")', '            print(f"Before move: {x.device}")\n'
+                                                          '            print(f"After move: {x.device}")')],
+       {"trace_prints"}),
+    _m("no_sync", "reads the clock without synchronizing",
+       [(WAIT, "        return (time.perf_counter() - start) / repeats")],
+       TIMING_CHECKS),
+    _m("bare_sync", "a bare torch.cuda.synchronize(): waits for cuda:0 only",
+       [(WAIT, "        torch.cuda.synchronize()\n        return (time.perf_counter() - start) / repeats")],
+       {"timing_covers_output_device"}),
+    _m("sync_after_clock", "synchronizes only after reading the clock",
+       [(WAIT, "        elapsed = time.perf_counter() - start\n        wait_for_gpus()\n"
+               "        return elapsed / repeats")],
+       TIMING_CHECKS),
+    _m("milliseconds", "returns milliseconds instead of seconds",
+       [("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / repeats * 1000")],
+       {"timing_measures_device_time"}),
+    _m("hard_coded_devices", "ignores the constructor's devices",
+       [("self.device0 = torch.device(device0)", "self.device0 = torch.device('cuda:0')"),
+        ("self.device1 = torch.device(device1)", "self.device1 = torch.device('cuda:1')")],
+       {"honors_devices"}),
+    _m("crash_at_import", "the file raises as soon as it is imported",
+       [("from torch import nn\n", "from torch import nn\n\nraise RuntimeError('half-finished edit')\n")],
+       ALL_CHECKS),
+    _m("hang_in_train", "an infinite loop in train()",
+       [("    losses = []\n", "    losses = []\n    while True:\n        pass\n")],
+       TRAIN_CHECKS),
+    _m("exit_in_forward", "calls sys.exit() inside forward",
+       [("        if trace:\n            print(f\"Before move", "        import sys\n        sys.exit(0)\n"
+                                                            "        if trace:\n            print(f\"Before move")],
+       FORWARD_CHECKS | TRAIN_CHECKS | TIMING_CHECKS),
+    _m("tensor_losses", "returns loss tensors instead of floats",
+       [("losses.append(loss.item())", "losses.append(loss)")],
+       TRAIN_CHECKS),
+]
+
+# Correct solutions written differently: every check must pass.
+EVENT_TIMING = """    with torch.no_grad():
+        for _ in range(warmup):
+            model(x)
+        with torch.cuda.device(model.device1):
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(repeats):
+                model(x)
+            end.record()
+            end.synchronize()
+        return start.elapsed_time(end) / 1000 / repeats
+"""
+VARIANTS = [
+    _m("variant_cuda_events", "times with CUDA events recorded on device1", [(
+        "    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n        wait_for_gpus()\n"
+        "        start = time.perf_counter()\n        for _ in range(repeats):\n            model(x)\n"
+        "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats\n", EVENT_TIMING)], set()),
+    _m("variant_time_time", "uses time.time and syncs only the output device",
+       [("time.perf_counter()", "time.time()"),
+        ("        for device in (model.device0, model.device1):\n            if device.type == \"cuda\":\n"
+         "                torch.cuda.synchronize(device)", "        torch.cuda.synchronize(model.device1)")], set()),
+    _m("variant_linear_device", "builds layers with nn.Linear(..., device=...) and nn.Sequential",
+       [("self.layer1 = nn.Linear(1000, 2000).to(self.device0)", "self.layer1 = nn.Linear(1000, 2000, device=self.device0)"),
+        ("self.layer2 = nn.Linear(2000, 1000).to(self.device1)", "self.layer2 = nn.Linear(2000, 1000, device=device1)")],
+       set()),
+]
+SAMPLES = ["copy_via_host", "no_zero_grad", "bare_sync", "milliseconds"]
+
+
+def by_name(name: str) -> Mutant:
+    return next(m for m in MUTANTS + VARIANTS if m.name == name)

@@ -1,0 +1,50 @@
+"""Reports of a graded submission: the terminal table and Gradescope's results.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .grading import Report
+
+
+def gradescope_results(report: Report) -> dict[str, Any]:
+    """Gradescope's results.json: score plus one test per check (name = "<check id>: <title>")."""
+    return {
+        "score": report.score,
+        "output": f"Graded on {'real' if report.devices == 'cuda' else 'simulated'} GPUs (cuda:0, cuda:1).",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [
+            {
+                "name": f"{r.check.id}: {r.check.title}",
+                "score": r.score,
+                "max_score": r.check.points,
+                "status": "passed" if r.passed else "failed",
+                "output": r.message or "Passed.",
+                "visibility": r.check.visibility,
+            }
+            for r in report.results
+        ],
+    }
+
+
+def write_results(report: Report, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(gradescope_results(report), indent=2) + "\n")
+
+
+def table(report: Report, width: int = 100) -> str:
+    """A plain-text table: check, points, PASS/FAIL, message (wrapped)."""
+    import textwrap
+
+    lines = [f"{report.submission}  ({'real' if report.devices == 'cuda' else 'simulated'} GPUs)",
+             f"{'check':<30} {'points':>9}  result  message", "-" * width]
+    for r in report.results:
+        points = f"{r.score:g}/{r.check.points:g}"
+        message = textwrap.wrap(r.message, width - 50) or [""]
+        lines.append(f"{r.check.id:<30} {points:>9}  {'PASS' if r.passed else 'FAIL':<6}  {message[0]}")
+        lines += [" " * 50 + more for more in message[1:]]
+    lines += ["-" * width, f"{'total':<30} {report.score:g}/{report.max_score:g}"]
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""The graders: full marks for the reference, zero for the stubs, and each mutant loses exactly its checks."""
+
+import pytest
+from conftest import REPO
+
+from autograder.mutants import ALL_CHECKS, MUTANTS, VARIANTS
+
+
+def test_reference_scores_full_marks(grade_sim):
+    report = grade_sim(REPO / "solutions" / "practical8")
+    assert report.failed() == set(), {r.check.id: r.message for r in report.results if not r.passed}
+    assert report.score == report.max_score == 100
+
+
+def test_stubs_score_zero_and_say_not_implemented(grade_sim):
+    report = grade_sim(REPO / "assignment" / "practical8")
+    assert report.score == 0 and report.failed() == ALL_CHECKS
+    assert all("is not implemented yet" in r.message and "YOUR CODE HERE" in r.message for r in report.results)
+
+
+def test_there_are_at_least_fifteen_mutants():
+    assert len(MUTANTS) >= 15
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+def test_mutant_loses_exactly_its_checks(mutant, grade_sim, tmp_path):
+    report = grade_sim(mutant.write(tmp_path / mutant.name))
+    assert report.failed() == mutant.fails, {r.check.id: r.message for r in report.results if not r.passed}
+    for result in report.results:
+        if not result.passed:
+            assert len(result.message) > 40, f"{result.check.id}: message too thin for a student: {result.message!r}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda m: m.name)
+def test_correct_variants_score_full_marks(variant, grade_sim, tmp_path):
+    report = grade_sim(variant.write(tmp_path / variant.name))
+    assert report.failed() == set(), {r.check.id: r.message for r in report.results if not r.passed}
+
+
+def test_every_check_is_caught_by_some_mutant():
+    caught = set().union(*(m.fails for m in MUTANTS if m.name != "crash_at_import"))
+    assert caught == ALL_CHECKS
