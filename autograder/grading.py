@@ -148,7 +148,8 @@ def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto") -> Report
     with SubmissionProcess(submission_dir, mode) as submission:
         plugin = GradingPlugin(rubric, submission)
         args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
-                "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "no:autograder_simgpu", "--tb=no", "--no-header", "-s"]
+                "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "no:autograder_simgpu", "--tb=no", "--no-header",
+                "-s"]
         with contextlib.redirect_stdout(io.StringIO()), _quiet_env():
             pytest.main(args, plugins=[_Named(plugin)])
     if plugin.error:

@@ -48,7 +48,8 @@ def _m(name: str, bug: str, edits: list[tuple[str, str]], fails: set[str]) -> Mu
 WAIT = "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats"
 MUTANTS = [
     _m("all_on_device0", "both layers and the activation stay on device0",
-       [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)", "self.layer2 = nn.Linear(2000, 1000).to(self.device0)"),
+       [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)",
+         "self.layer2 = nn.Linear(2000, 1000).to(self.device0)"),
         ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(self.device0)")],
        {"placement", "output_device", "direct_transfer", "honors_devices", "trace_prints"} | TRAIN_CHECKS),
     _m("missing_transfer", "forgot to move the activation to device1",
@@ -136,8 +137,10 @@ VARIANTS = [
         ("        for device in (model.device0, model.device1):\n            if device.type == \"cuda\":\n"
          "                torch.cuda.synchronize(device)", "        torch.cuda.synchronize(model.device1)")], set()),
     _m("variant_linear_device", "builds layers with nn.Linear(..., device=...) and nn.Sequential",
-       [("self.layer1 = nn.Linear(1000, 2000).to(self.device0)", "self.layer1 = nn.Linear(1000, 2000, device=self.device0)"),
-        ("self.layer2 = nn.Linear(2000, 1000).to(self.device1)", "self.layer2 = nn.Linear(2000, 1000, device=device1)")],
+       [("self.layer1 = nn.Linear(1000, 2000).to(self.device0)",
+         "self.layer1 = nn.Linear(1000, 2000, device=self.device0)"),
+        ("self.layer2 = nn.Linear(2000, 1000).to(self.device1)",
+         "self.layer2 = nn.Linear(2000, 1000, device=device1)")],
        set()),
 ]
 SAMPLES = ["copy_via_host", "no_zero_grad", "bare_sync", "milliseconds"]

@@ -6,7 +6,8 @@ if the student's code crashed, hung or raised, the test fails with the explanati
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from autograder.graders.conftest import SEED
 
+from autograder.graders.conftest import SEED
 from autograder.sandbox.probes import make_batch
 
 BATCH_SIZES = [1, 7, 32]

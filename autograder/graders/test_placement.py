@@ -1,6 +1,7 @@
 """Part 1: the two halves of the model live on the devices given to the constructor."""
 
 import pytest
+
 from autograder.graders.conftest import SEED
 
 EXPECTED_SHAPES = {"layer1.weight": [2000, 1000], "layer1.bias": [2000],

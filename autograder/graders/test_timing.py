@@ -5,6 +5,7 @@ device time per forward is large, known, and measured independently with CUDA ev
 """
 
 import pytest
+
 from autograder.graders.conftest import SEED
 
 WARMUP, REPEATS = 2, 10

@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-from autograder.graders.conftest import SEED
 
+from autograder.graders.conftest import SEED
 from autograder.sandbox.probes import make_batches
 
 LOSS_RTOL = 2e-4  # sim is bit-exact to CPU; fp32 GPU kernels differ by ~1e-6 relative
@@ -73,7 +73,7 @@ def test_train_matches_reference(observe, load_tensors, devices):
     losses = _losses(observed, REFERENCE_STEPS)
     expected, expected_final = reference_sgd(load_tensors(observed["initial"]),
                                              make_batches(SEED, REFERENCE_STEPS, False), REFERENCE_LR)
-    for step, (got, want) in enumerate(zip(losses, expected)):
+    for step, (got, want) in enumerate(zip(losses, expected, strict=True)):
         assert math.isclose(got, want, rel_tol=LOSS_RTOL), (
             f"Step {step} loss is {got:.6f}; reference SGD(lr={REFERENCE_LR}) from your model's own initial "
             f"weights gives {want:.6f}. " + (

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -48,8 +49,8 @@ def make_batch(seed: int, *shape: int) -> torch.Tensor:
 
 def make_batches(seed: int, steps: int, fixed: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``steps`` (x, y) pairs of (32, 1000); targets are >= 0 (reachable through the final ReLU)."""
-    return [(make_batch(seed + (0 if fixed else i), 32, 1000), make_batch(seed + 1000 + (0 if fixed else i), 32, 1000).relu())
-            for i in range(steps)]
+    seeds = [seed + (0 if fixed else i) for i in range(steps)]
+    return [(make_batch(s, 32, 1000), make_batch(s + 1000, 32, 1000).relu()) for s in seeds]
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -84,9 +84,9 @@ def main() -> None:
     os.dup2(2, 1)  # the student's prints (even os.write(1, ...)) land in stderr, not in the replies
     sys.stdout = sys.stderr
 
+    from ..simgpu import simulated_gpus
     from . import probes
     from .recorder import CudaRecorder
-    from ..simgpu import simulated_gpus
 
     _log_clock_reads()
     with contextlib.ExitStack() as stack:
