@@ -69,3 +69,10 @@ def test_disabled_check_is_not_run_or_counted():
     rubric = dataclasses.replace(rubric, checks=tuple(c for c in rubric.checks))
     report = grade(REPO / "solutions" / "practical8", rubric, "sim")
     assert "trace_prints" not in {r.check.id for r in report.results} and report.score == 95
+
+
+def test_readme_rubric_table_matches_grading_yml():
+    readme = (REPO / "README.md").read_text()
+    for check in load_rubric().checks:
+        row = f"| `{check.id}` | {check.points:g} | {check.visibility} |"
+        assert row in readme, f"README's rubric table is out of date for {check.id}: expected a row {row!r}"
