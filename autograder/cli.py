@@ -1,4 +1,9 @@
-"""Command line: ``python -m autograder grade [SUBMISSION_DIR] [--results FILE] [--devices auto|cuda|sim]``.
+"""Command line for the Practical 8 autograder.
+
+    python -m autograder grade [SUBMISSION_DIR] [--results FILE] [--devices auto|cuda|sim]
+    python -m autograder grade submitted/ --out OUT_DIR          # a whole collected class
+    python -m autograder gradebook OUT_DIR                       # scores -> nbgrader's gradebook
+    python -m autograder release                                 # solutions/ -> assignment/ (nbgrader)
 
 Parses arguments and calls one function per command. Exit status: 0 whenever grading completed (whatever
 the score), 2 when grading itself could not run (bad folder, bad rubric, GPUs demanded but absent).
@@ -11,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .batch import grade_class
 from .grading import DevicesUnavailable, grade
 from .release import generate_assignment
 from .reports import table, write_results
@@ -21,25 +27,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="Practical 8 autograder")
     commands = parser.add_subparsers(dest="command", required=True)
     g = commands.add_parser("grade", help="grade a submission folder (no folder: the bundled samples)")
-    g.add_argument("submission", nargs="?", type=Path, help="folder holding model_parallel.py")
+    g.add_argument("submission", nargs="?", type=Path,
+                   help="folder holding model_parallel.py, or with --out a folder of student folders")
+    g.add_argument("--out", type=Path, help="grade every <student>/ under SUBMISSION_DIR, write reports here")
     g.add_argument("--results", type=Path, help="write Gradescope results.json here")
     g.add_argument("--devices", choices=("auto", "cuda", "sim"), default="auto",
                    help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
     g.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="grading.yml (default: %(default)s)")
-    r = commands.add_parser("release", help="regenerate assignment/ from solutions/")
+    r = commands.add_parser("release", help="regenerate assignment/ from solutions/ (nbgrader generate_assignment)")
     r.set_defaults(func=lambda a: _release())
+    b = commands.add_parser("gradebook", help="write OUT_DIR/summary.csv scores into nbgrader's gradebook")
+    b.add_argument("out", type=Path, help="the --out folder of a class grading run")
+    b.add_argument("--course-dir", type=Path, default=Path.cwd(), help="nbgrader course directory (default: .)")
+    b.set_defaults(func=_gradebook)
     args = parser.parse_args(argv)
     try:
         if args.command == "grade":
             return _grade(args)
         return args.func(args)
-    except (DevicesUnavailable, RubricError, FileNotFoundError, ValueError) as exc:
+    except (DevicesUnavailable, RubricError, FileNotFoundError, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 def _grade(args: argparse.Namespace) -> int:
     rubric = load_rubric(args.rubric)
+    if args.out is not None:
+        if args.submission is None:
+            raise ValueError("--out needs the folder of submissions to grade, e.g. `grade submitted/ --out graded/`")
+        reports = grade_class(args.submission, args.out, rubric, args.devices)
+        print(f"graded {len(reports)} submissions; summary in {args.out / 'summary.csv'}")
+        return 0
     if args.submission is not None:
         report = grade(args.submission, rubric, args.devices)
         print(table(report))
@@ -58,6 +76,14 @@ def _grade(args: argparse.Namespace) -> int:
             print(table(report) + "\n")
             if args.results:
                 write_results(report, args.results.parent / folder.name / args.results.name)
+    return 0
+
+
+def _gradebook(args: argparse.Namespace) -> int:
+    from .gradebook import write_scores
+
+    for student, score in write_scores(args.out, args.course_dir).items():
+        print(f"{student}: code_score = {score:g}")
     return 0
 
 

@@ -61,7 +61,10 @@ def resolve_devices(choice: str) -> str:
     """auto -> real GPUs when two are present, else the simulation; cuda refuses to simulate."""
     import torch
 
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    from .simgpu.simulation import simulation_active
+
+    # Inside a simulation torch.cuda answers for the simulated devices; real ones cannot be seen from there.
+    count = 0 if simulation_active() or not torch.cuda.is_available() else torch.cuda.device_count()
     if choice == "cuda" and count < 2:
         raise DevicesUnavailable(
             f"--devices cuda needs two CUDA GPUs, but this machine has {count} (torch {torch.__version__}, "

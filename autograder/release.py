@@ -1,13 +1,15 @@
-"""Generate the students' files from the reference: ``solutions/`` -> ``assignment/``.
+"""Generate the students' files from the reference: ``solutions/`` -> ``assignment/``, with nbgrader.
 
-Each ``### BEGIN SOLUTION`` / ``### END SOLUTION`` region in a ``.py`` file becomes ``# YOUR CODE HERE`` +
-``raise NotImplementedError()``, using nbgrader's own ``ClearSolutions`` code (the same rule nbgrader
-applies to notebooks), so there is one rule and one parser. Other files are copied unchanged.
+``nbgrader generate_assignment practical8`` (configured by ``nbgrader_config.py``) clears the notebook; its
+post-convert hook ``clear_released_python`` clears each ``.py`` by the same rule with nbgrader's own
+``ClearSolutions`` code: every ``### BEGIN SOLUTION`` / ``### END SOLUTION`` region becomes
+``# YOUR CODE HERE`` + ``raise NotImplementedError()``. One rule, one parser.
 """
 
 from __future__ import annotations
 
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,21 +53,24 @@ def generate_python_stubs(source_dir: Path, release_dir: Path) -> list[Path]:
     return written
 
 
-def generate_assignment(solutions_dir: Path = SOLUTIONS_DIR, assignment_dir: Path = ASSIGNMENT_DIR) -> list[Path]:
-    """Regenerate ``assignment_dir`` from ``solutions_dir`` (replaces it entirely)."""
-    if not solutions_dir.is_dir():
-        raise FileNotFoundError(f"{solutions_dir}: no solutions folder to generate the assignment from")
-    if assignment_dir.exists():
-        shutil.rmtree(assignment_dir)
-    written = []
-    for path in sorted(solutions_dir.rglob("*")):
-        if path.is_dir() or SKIPPED & set(path.parts):
-            continue
-        target = assignment_dir / path.relative_to(solutions_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".py":
-            target.write_text(clear_solutions(path.read_text(), str(path)))
-        else:
-            shutil.copyfile(path, target)
-        written.append(target)
-    return written
+def clear_released_python(assignment: str, **_: object) -> None:
+    """nbgrader post-convert hook (GenerateAssignment): stub every .py nbgrader just copied into the release."""
+    release = Path(assignment_release_dir(assignment))
+    if release.is_dir():
+        generate_python_stubs(release, release)
+
+
+def assignment_release_dir(assignment: str) -> Path:
+    return Path.cwd() / "assignment" / assignment
+
+
+def generate_assignment(course_dir: Path = REPO_ROOT, assignment: str = "practical8") -> list[Path]:
+    """``nbgrader generate_assignment`` in ``course_dir`` (uses its nbgrader_config.py); the files written."""
+    if not (course_dir / "solutions" / assignment).is_dir():
+        raise FileNotFoundError(f"{course_dir / 'solutions' / assignment}: no such assignment to generate")
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force", "--no-db"],
+                          cwd=course_dir, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"nbgrader generate_assignment failed:\n{done.stdout}\n{done.stderr}")
+    release = course_dir / "assignment" / assignment
+    return sorted(p for p in release.rglob("*") if p.is_file())

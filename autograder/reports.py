@@ -48,3 +48,18 @@ def table(report: Report, width: int = 100) -> str:
         lines += [" " * 50 + more for more in message[1:]]
     lines += ["-" * width, f"{'total':<30} {report.score:g}/{report.max_score:g}"]
     return "\n".join(lines)
+
+
+def feedback_markdown(report: Report) -> str:
+    """Per-student feedback: each check, points, message. Never any grader source."""
+    lines = [f"# Practical 8 feedback: {report.submission}", "",
+             f"**Score: {report.score:g} / {report.max_score:g}** "
+             f"(graded on {'real' if report.devices == 'cuda' else 'simulated'} GPUs)", "",
+             "| check | points | result |", "|---|---:|---|"]
+    lines += [f"| {r.check.id}: {r.check.title} | {r.score:g} / {r.check.points:g} | "
+              f"{'passed' if r.passed else 'failed'} |" for r in report.results]
+    failed = [r for r in report.results if not r.passed]
+    if failed:
+        lines += ["", "## What to fix", ""]
+        lines += [f"- **{r.check.id}**: {r.message}" for r in failed]
+    return "\n".join(lines) + "\n"

@@ -34,6 +34,10 @@ def active_simulation() -> Simulation:
     return sim
 
 
+def simulation_active() -> bool:
+    return getattr(_state, "sim", None) is not None
+
+
 class Simulation:
     """The simulated devices: how many, which one is current, their clocks and logs."""
 

@@ -1,0 +1,47 @@
+"""Helpers for the practical's notebook: pick real or simulated GPUs, and run the public checks.
+
+    from autograder.notebook import use_gpus, public_checks
+    print(use_gpus())          # "Running on 2 real GPUs: ..." or "... two simulated GPUs ..."
+    public_checks()            # the visible checks on ./model_parallel.py, as a table
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from .simgpu import simulated_gpus
+
+_SIMULATION = None  # the Simulation this kernel runs in, when there are no two real GPUs (never exited)
+
+
+def use_gpus() -> str:
+    """Two real GPUs when present, otherwise two simulated ones for the rest of this kernel's life."""
+    global _SIMULATION
+    if _SIMULATION is not None:
+        return "Running on two simulated GPUs (cuda:0, cuda:1) on the CPU: no two real GPUs here."
+    if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
+        return f"Running on {torch.cuda.device_count()} real GPUs: {torch.cuda.get_device_name(0)}."
+    _SIMULATION = simulated_gpus(2).__enter__()
+    return "Running on two simulated GPUs (cuda:0, cuda:1) on the CPU: no two real GPUs here."
+
+
+def simulation():
+    """The active ``Simulation`` of this kernel (its clocks and logs), or None on real GPUs."""
+    return _SIMULATION
+
+
+def public_checks(folder: str | Path = ".") -> float:
+    """Grade ``folder/model_parallel.py`` on the visible checks only; print the table; return the score."""
+    from .grading import grade
+    from .reports import table
+    from .rubric import load_rubric
+
+    rubric = load_rubric()
+    visible = dataclasses.replace(rubric, checks=tuple(c for c in rubric.checks if c.visibility == "visible"))
+    report = grade(Path(folder), visible, "sim" if _SIMULATION is not None else "auto")
+    report.submission = f"{folder} - public checks (the hidden ones are graded after submission)"
+    print(table(report))
+    return report.score
