@@ -15,16 +15,18 @@ import torch
 from .simgpu import simulated_gpus
 
 _SIMULATION = None  # the Simulation this kernel runs in, when there are no two real GPUs (never exited)
+_CONTEXT = None  # its context manager: held so that it is not garbage-collected (which would end it)
 
 
 def use_gpus() -> str:
     """Two real GPUs when present, otherwise two simulated ones for the rest of this kernel's life."""
-    global _SIMULATION
+    global _SIMULATION, _CONTEXT
     if _SIMULATION is not None:
         return "Running on two simulated GPUs (cuda:0, cuda:1) on the CPU: no two real GPUs here."
     if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
         return f"Running on {torch.cuda.device_count()} real GPUs: {torch.cuda.get_device_name(0)}."
-    _SIMULATION = simulated_gpus(2).__enter__()
+    _CONTEXT = simulated_gpus(2)
+    _SIMULATION = _CONTEXT.__enter__()
     return "Running on two simulated GPUs (cuda:0, cuda:1) on the CPU: no two real GPUs here."
 
 
@@ -40,7 +42,8 @@ def public_checks(folder: str | Path = ".") -> float:
     from .rubric import load_rubric
 
     rubric = load_rubric()
-    visible = dataclasses.replace(rubric, checks=tuple(c for c in rubric.checks if c.visibility == "visible"))
+    visible = dataclasses.replace(rubric, checks=tuple(
+        c if c.visibility == "visible" else dataclasses.replace(c, enabled=False) for c in rubric.checks))
     report = grade(Path(folder), visible, "sim" if _SIMULATION is not None else "auto")
     report.submission = f"{folder} - public checks (the hidden ones are graded after submission)"
     print(table(report))

@@ -1,5 +1,7 @@
 """assignment/ is generated from solutions/ and never drifts; broken markers are loud errors."""
 
+import shutil
+
 import pytest
 from conftest import REPO
 
@@ -11,9 +13,12 @@ def _files(root):
             and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
 
 
-def test_assignment_is_exactly_what_solutions_generate(tmp_path):
-    generate_assignment(REPO / "solutions", tmp_path / "assignment")
-    committed, fresh = _files(REPO / "assignment"), _files(tmp_path / "assignment")
+def test_assignment_is_exactly_what_nbgrader_generates(tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(REPO / "solutions", course / "solutions")
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    generate_assignment(course)
+    committed, fresh = _files(REPO / "assignment"), _files(course / "assignment")
     assert committed.keys() == fresh.keys(), "run `python -m autograder release` and commit assignment/"
     drifted = [str(k) for k in fresh if fresh[k] != committed[k]]
     assert not drifted, f"assignment/ drifted from solutions/ in {drifted}: run `python -m autograder release`"
