@@ -8,7 +8,11 @@ result that says why; it never takes the batch down.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import multiprocessing
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from .grading import CheckResult, Report, grade
@@ -74,16 +78,91 @@ def write_summary(out_dir: Path, rubric: Rubric) -> Path:
     return path
 
 
-def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto") -> list[Report]:
-    """Grade every submission under ``root``; write each student's files and the class summary."""
+def fingerprint(folder: Path, rubric: Rubric) -> str:
+    """What a result depends on: the submission, the rubric, the graders and probes. Same -> skip on re-run."""
+    digest = hashlib.sha256()
+    module = folder / MODULE_FILE
+    digest.update(module.read_bytes() if module.is_file() else b"<missing>")
+    digest.update(repr(rubric.checks).encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted([*package.glob("graders/*.py"), *package.glob("sandbox/*.py"), *package.glob("simgpu/*.py")]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def select_shard(students: list[str], shard: str | None) -> list[str]:
+    """``shard`` "I/N" (1-based): every N-th student starting at the I-th, so N jobs split the class."""
+    if shard is None:
+        return students
+    try:
+        index, count = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like I/N (e.g. 2/8), got {shard!r}") from None
+    if not 1 <= index <= count:
+        raise ValueError(f"--shard {shard}: I must be between 1 and N")
+    return students[index - 1::count]
+
+
+def _grade_task(student: str, folder: str, rubric: Rubric, devices: str) -> Report:
+    return grade_one_safely(student, Path(folder), rubric, devices)
+
+
+def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto", jobs: int = 1,
+                force: bool = False, shard: str | None = None) -> list[Report]:
+    """Grade every submission under ``root`` (or one shard of them) into ``out_dir``; resumable.
+
+    Each student's files are written the moment that student is graded, so an interrupted run loses
+    nothing; a re-run skips students whose fingerprint is unchanged (``force`` re-grades them).
+    """
     from tqdm import tqdm
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    reports = []
     submissions = find_submissions(root)
-    for student, folder in tqdm(submissions.items(), desc="grading", unit="submission"):
-        report = grade_one_safely(student, folder, rubric, devices)
+    todo, reports = {}, []
+    for student in select_shard(sorted(submissions), shard):
+        folder, stamp = submissions[student], out_dir / student / "fingerprint"
+        key = fingerprint(folder, rubric)
+        done = stamp.is_file() and stamp.read_text() == key and (out_dir / student / "results.json").is_file()
+        if done and not force:
+            continue
+        todo[student] = (folder, key)
+
+    def finish(report: Report) -> None:
         write_student(report, out_dir)
+        (out_dir / report.submission / "fingerprint").write_text(todo[report.submission][1])
         reports.append(report)
+
+    progress = tqdm(total=len(todo), desc="grading", unit="submission")
+    if jobs <= 1 or len(todo) <= 1:
+        for student, (folder, _) in todo.items():
+            finish(grade_one_safely(student, folder, rubric, devices))
+            progress.update()
+    else:
+        # Each pool process grades many submissions: it pays the torch import and starts its warm
+        # fork server once. Nothing from student code crosses this pool: only our own Report objects.
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_grade_task, s, str(f), rubric, devices): s for s, (f, _) in todo.items()}
+            for future in as_completed(futures):
+                try:
+                    report = future.result()
+                except Exception as exc:  # noqa: BLE001 - a dead pool process costs its submission only
+                    report = _all_failed(futures[future], rubric, devices,
+                                         f"Grading could not run ({type(exc).__name__}). Ask your instructor.")
+                finish(report)
+                progress.update()
+    progress.close()
     write_summary(out_dir, rubric)
     return reports
+
+
+def merge(sources: list[Path], out_dir: Path, rubric: Rubric) -> Path:
+    """Collect the students of several (shard) output folders into ``out_dir`` and write the class summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        if not source.is_dir():
+            raise FileNotFoundError(f"{source}: no such output folder to merge")
+        for student_dir in sorted(p for p in source.iterdir() if (p / "results.json").is_file()):
+            target = out_dir / student_dir.name
+            if target.resolve() != student_dir.resolve():
+                shutil.copytree(student_dir, target, dirs_exist_ok=True)
+    return write_summary(out_dir, rubric)

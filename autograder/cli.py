@@ -16,10 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .batch import grade_class
+from .batch import grade_class, merge
 from .grading import DevicesUnavailable, grade
 from .release import generate_assignment
-from .reports import table, write_results
+from .reports import table, write_junit, write_results
 from .rubric import DEFAULT_RUBRIC, RubricError, load_rubric
 
 
@@ -34,6 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--devices", choices=("auto", "cuda", "sim"), default="auto",
                    help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
     g.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="grading.yml (default: %(default)s)")
+    g.add_argument("-j", "--jobs", type=int, default=1, help="with --out: grade this many submissions at once")
+    g.add_argument("--force", action="store_true", help="with --out: re-grade even unchanged submissions")
+    g.add_argument("--shard", help="with --out: grade only shard I/N of the class (e.g. a Slurm array task)")
+    g.add_argument("--junit", type=Path, help="also write JUnit XML here")
+    m = commands.add_parser("merge", help="merge shard output folders into one, with the class summary.csv")
+    m.add_argument("sources", nargs="+", type=Path)
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
+    m.set_defaults(func=_merge)
     r = commands.add_parser("release", help="regenerate assignment/ from solutions/ (nbgrader generate_assignment)")
     r.set_defaults(func=lambda a: _release())
     b = commands.add_parser("gradebook", help="write OUT_DIR/summary.csv scores into nbgrader's gradebook")
@@ -55,14 +64,19 @@ def _grade(args: argparse.Namespace) -> int:
     if args.out is not None:
         if args.submission is None:
             raise ValueError("--out needs the folder of submissions to grade, e.g. `grade submitted/ --out graded/`")
-        reports = grade_class(args.submission, args.out, rubric, args.devices)
-        print(f"graded {len(reports)} submissions; summary in {args.out / 'summary.csv'}")
+        reports = grade_class(args.submission, args.out, rubric, args.devices, jobs=args.jobs, force=args.force,
+                              shard=args.shard)
+        if args.junit:
+            write_junit(reports, args.junit)
+        print(f"graded {len(reports)} submissions (unchanged ones skipped); summary in {args.out / 'summary.csv'}")
         return 0
     if args.submission is not None:
         report = grade(args.submission, rubric, args.devices)
         print(table(report))
         if args.results:
             write_results(report, args.results)
+        if args.junit:
+            write_junit([report], args.junit)
         return 0
     from .mutants import REFERENCE, SAMPLES, by_name
 
@@ -76,6 +90,12 @@ def _grade(args: argparse.Namespace) -> int:
             print(table(report) + "\n")
             if args.results:
                 write_results(report, args.results.parent / folder.name / args.results.name)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    summary = merge(args.sources, args.out, load_rubric(args.rubric))
+    print(f"merged {len(args.sources)} folder(s); summary in {summary}")
     return 0
 
 

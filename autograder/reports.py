@@ -63,3 +63,19 @@ def feedback_markdown(report: Report) -> str:
         lines += ["", "## What to fix", ""]
         lines += [f"- **{r.check.id}**: {r.message}" for r in failed]
     return "\n".join(lines) + "\n"
+
+
+def write_junit(reports: list[Report], path: Path) -> None:
+    """JUnit XML for CI: one testsuite per submission, one testcase per check."""
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("testsuites")
+    for report in reports:
+        suite = ET.SubElement(root, "testsuite", name=report.submission, tests=str(len(report.results)),
+                              failures=str(sum(not r.passed for r in report.results)))
+        for r in report.results:
+            case = ET.SubElement(suite, "testcase", classname=report.submission, name=r.check.id)
+            if not r.passed:
+                ET.SubElement(case, "failure", message=r.message[:500]).text = r.message
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -8,20 +8,27 @@ killed and a fresh one serves the next probe. Replies are JSON; tensors come bac
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-import select
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
+import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
 import torch
 
-STDERR_TAIL_BYTES = 4000
+from .limits import Limits
+
+OUTPUT_KEEP_BYTES = 4000  # the student's output kept for messages (head and tail); the rest is drained away
+_CONTEXT = multiprocessing.get_context("forkserver")
+# The server imports torch and the probes (and warms the optimizer) once; each submission is forked from it.
+# It never initialises CUDA, so forked children can still use the GPUs.
+_CONTEXT.set_forkserver_preload(["autograder.sandbox.worker"])
 
 
 class ProbeFailed(Exception):
@@ -29,47 +36,66 @@ class ProbeFailed(Exception):
 
 
 class SubmissionProcess:
-    """One submission, run in a separate process on ``devices`` ("sim" or "cuda")."""
+    """One submission, run in a separate, limited process on ``devices`` ("sim" or "cuda")."""
 
-    def __init__(self, submission_dir: Path, devices: str) -> None:
+    def __init__(self, submission_dir: Path, devices: str, limits: Limits | None = None,
+                 budget_s: float | None = None) -> None:
         self.submission_dir = Path(submission_dir).resolve()
         self.devices = devices
-        self.scratch = Path(tempfile.mkdtemp(prefix="practical8-"))
-        self.proc: subprocess.Popen | None = None
-        self._replies_fd = self._requests_fd = -1
-        self._buffer = b""
+        self.limits = limits or Limits()
+        self.scratch_root = Path(tempfile.mkdtemp(prefix="practical8-"))
+        self.deadline = None if budget_s is None else time.monotonic() + budget_s
+        self.proc = None
         self._cache: dict[str, Any] = {}
         self.import_failure: str | None = None
+        self._starts = 0
+        self._output = bytearray()
+        self._output_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
-        req_read, req_write = os.pipe()
-        rep_read, rep_write = os.pipe()
-        self.stderr_file = open(self.scratch / "stderr.txt", "w+b")  # noqa: SIM115 - lives with the process
-        cmd = [sys.executable, "-m", "autograder.sandbox.worker", str(self.submission_dir), "--devices",
-               self.devices, "--requests", str(req_read), "--replies", str(rep_write), "--scratch", str(self.scratch)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr_file, stderr=self.stderr_file,
-                                     pass_fds=(req_read, rep_write), cwd=self.scratch, start_new_session=True,
-                                     env=_worker_env())
-        os.close(req_read)
-        os.close(rep_write)
-        self._requests_fd, self._replies_fd, self._buffer = req_write, rep_read, b""
+        from .worker import serve  # resolved in the preloaded server, not imported here for real work
+
+        self._starts += 1
+        scratch = self.scratch_root / f"run{self._starts}"
+        scratch.mkdir()
+        req_read, self._requests = _CONTEXT.Pipe(duplex=False)
+        self._replies, rep_write = _CONTEXT.Pipe(duplex=False)
+        out_read, out_write = _CONTEXT.Pipe(duplex=False)
+        self.proc = _CONTEXT.Process(target=serve, daemon=True, args=(
+            str(self.submission_dir), self.devices, req_read, rep_write, out_write, str(scratch), self.limits))
+        with _no_main_module():
+            self.proc.start()
+        self.scratch = scratch
+        for end in (req_read, rep_write, out_write):
+            end.close()
+        threading.Thread(target=self._drain, args=(out_read,), daemon=True).start()
+
+    def _drain(self, out_read) -> None:
+        """Read the student's output as it comes; keep only the head and tail, so 100 MB cannot hurt."""
+        fd = out_read.fileno()
+        while chunk := _read_or_empty(fd):
+            self._output_seen += len(chunk)
+            self._output += chunk
+            if len(self._output) > 2 * OUTPUT_KEEP_BYTES:
+                del self._output[OUTPUT_KEEP_BYTES:-OUTPUT_KEEP_BYTES]
+        out_read.close()
 
     def _stop(self) -> None:
         if self.proc is not None:
-            if self.proc.poll() is None:
+            if self.proc.exitcode is None:
                 with _suppress():
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            for fd in (self._requests_fd, self._replies_fd):
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # the child leads its own session
                 with _suppress():
-                    os.close(fd)
-            self.stderr_file.close()
+                    self.proc.kill()
+            self.proc.join(5)
+            for conn in (self._requests, self._replies):
+                conn.close()
         self.proc = None
 
     def close(self) -> None:
         self._stop()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        shutil.rmtree(self.scratch_root, ignore_errors=True)
 
     def __enter__(self) -> SubmissionProcess:
         return self
@@ -94,15 +120,20 @@ class SubmissionProcess:
     def _ask(self, name: str, args: dict, timeout: float) -> dict:
         if self.import_failure is not None:
             raise ProbeFailed(self.import_failure)
-        if self.proc is None or self.proc.poll() is not None:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ProbeFailed("Grading this submission used up its whole time budget, so this check was not "
+                                  "run. Look for infinite loops or very slow steps in your code.")
+            timeout = min(timeout, left)
+        if self.proc is None or self.proc.exitcode is not None:
             self._stop()
             self._start()
         if name != "import" and not self._cache.get("imported"):
             self._cache["imported"] = True
             self._ask("import", {}, timeout)
-        os.write(self._requests_fd, (json.dumps({"probe": name, "args": args}) + "\n").encode())
-        line = self._read_line(timeout, name)
-        reply = json.loads(line)
+        self._requests.send_bytes(json.dumps({"probe": name, "args": args}).encode())
+        reply = json.loads(self._read_reply(timeout, name))
         if not reply.get("ok"):
             message = _explain(reply.get("error") or {}, name)
             if (reply.get("error") or {}).get("during") == "import":
@@ -110,42 +141,39 @@ class SubmissionProcess:
             raise ProbeFailed(message)
         return reply["value"]
 
-    def _read_line(self, timeout: float, name: str) -> bytes:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            ready = select.select([self._replies_fd], [], [], max(left, 0))[0] if left > 0 else []
-            if not ready:
-                self._stop()
-                what = "importing model_parallel.py" if name == "import" else _ENTRY_POINTS.get(name, name)
-                message = (f"Your code did not finish {what} within {timeout:g} s, so it was stopped. Look for an "
-                           "infinite loop or a very slow step; on simulated GPUs every op runs on the CPU.")
-                if name == "import":
-                    self.import_failure = message
-                raise ProbeFailed(message)
-            chunk = os.read(self._replies_fd, 1 << 20)
-            if not chunk:
-                code = self.proc.wait()
-                tail = self.stderr_tail()
-                self._stop()
-                raise ProbeFailed(
-                    f"The grading process running your {_ENTRY_POINTS.get(name, name)} ended unexpectedly "
-                    f"(exit code {code}). Did your code call sys.exit(), os._exit() or crash Python? "
-                    + (f"Its last output:\n{tail}" if tail else ""))
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
-
-    def stderr_tail(self) -> str:
+    def _read_reply(self, timeout: float, name: str) -> bytes:
         try:
-            data = (self.scratch / "stderr.txt").read_bytes()[-STDERR_TAIL_BYTES:]
-        except OSError:
-            return ""
-        return data.decode("utf-8", "replace").strip()
+            ready = self._replies.poll(timeout)
+            if ready:
+                return self._replies.recv_bytes()  # raw bytes: nothing from the student's process is unpickled
+        except (EOFError, OSError):
+            ready = True
+        if not ready:
+            self._stop()
+            what = "importing model_parallel.py" if name == "import" else _ENTRY_POINTS.get(name, name)
+            message = (f"Your code did not finish {what} within {timeout:.0f} s, so it was stopped. Look for an "
+                       "infinite loop or a very slow step; on simulated GPUs every op runs on the CPU.")
+            if name == "import":
+                self.import_failure = message
+            raise ProbeFailed(message)
+        self.proc.join(5)
+        code = self.proc.exitcode
+        tail = self.output_tail()
+        self._stop()
+        how = (f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}")
+        raise ProbeFailed(
+            f"The process running your {_ENTRY_POINTS.get(name, name)} {how}. Did your code call sys.exit() or "
+            f"os._exit(), run out of memory, or crash Python?" + (f" Its last output:\n{tail}" if tail else ""))
+
+    def output_tail(self) -> str:
+        """What the student's code printed (head and tail only, when it printed a lot)."""
+        time.sleep(0.05)  # let the drain thread catch the last bytes
+        text = bytes(self._output).decode("utf-8", "replace").strip()
+        return text[-OUTPUT_KEEP_BYTES:]
 
     def load_tensors(self, filename: str) -> dict[str, torch.Tensor]:
         """Tensors a probe saved; ``weights_only=True`` refuses anything but plain tensors and containers."""
-        path = (self.scratch / Path(filename).name)
+        path = self.scratch / Path(filename).name
         data = torch.load(path, weights_only=True)
         if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
             raise ProbeFailed(f"{filename}: expected a dict of tensors from the probe")
@@ -181,14 +209,22 @@ def _explain(error: dict, probe: str) -> str:
     return f"{function} raised {kind}: {message}{place}.{hint}"
 
 
-def _worker_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES",
-                                                          "LD_LIBRARY_PATH", "TMPDIR", "OMP_NUM_THREADS")}
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = package_root
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+class _no_main_module:
+    """multiprocessing re-imports the parent's ``__main__`` in each child (the CLI, pytest...): hide it."""
+
+    def __enter__(self) -> None:
+        self.main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+
+    def __exit__(self, *exc: Any) -> None:
+        sys.modules["__main__"] = self.main
+
+
+def _read_or_empty(fd: int) -> bytes:
+    try:
+        return os.read(fd, 1 << 16)
+    except OSError:
+        return b""
 
 
 class _suppress:
@@ -196,4 +232,4 @@ class _suppress:
         return self
 
     def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], OSError | ProcessLookupError)
+        return exc[0] is not None and issubclass(exc[0], (OSError, ProcessLookupError, ValueError))

@@ -8,6 +8,7 @@ in the trusted process. ``log`` is the transfer/sync log (simulated clocks, or `
 from __future__ import annotations
 
 import contextlib
+import itertools
 import io
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 PROBES: dict[str, Callable[..., dict]] = {}
+_FILE_NUMBERS = itertools.count()
 TIMED_FORWARD_SLEEP_S = 0.02  # device1 work added to each timed forward: a known, dominant device time
 
 
@@ -28,7 +30,7 @@ class Context:
 
     def save_tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> str:
         plain = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
-        path = self.scratch / f"{name}.pt"
+        path = self.scratch / f"{name}-{next(_FILE_NUMBERS)}.pt"  # cached replies keep pointing at their own files
         torch.save(plain, path)
         return path.name
 
