@@ -10,6 +10,7 @@ import yaml
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's values
 TOP_KEYS = {"assignment": "name of the assignment", "total_points": "the sum the points must reach",
+            "submission_timeout": "seconds all checks of one submission may take together (default 300)",
             "defaults": "default values for every check", "checks": "check id -> settings"}
 CHECK_KEYS = {"title": None, "points": None, "visibility": "visible", "timeout": 60.0, "enabled": True}
 DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "grading.yml"
@@ -34,6 +35,7 @@ class Rubric:
     assignment: str
     checks: tuple[Check, ...]
     source: str = "grading.yml"
+    submission_timeout: float = 300.0
 
     @property
     def enabled(self) -> tuple[Check, ...]:
@@ -106,7 +108,10 @@ def parse_rubric(data: Any, source: str = "grading.yml") -> Rubric:
             raise fail(f"check '{check_id}': enabled must be true or false, got {values['enabled']!r}")
         checks.append(Check(str(check_id), str(values["title"]), float(points), values["visibility"],
                             float(timeout), values["enabled"]))
-    rubric = Rubric(str(data.get("assignment", "practical8")), tuple(checks), source)
+    budget = data.get("submission_timeout", 300.0)
+    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget <= 0:
+        raise fail(f"submission_timeout must be a number of seconds > 0, got {budget!r}")
+    rubric = Rubric(str(data.get("assignment", "practical8")), tuple(checks), source, float(budget))
     total = data.get("total_points")
     if total is not None and abs(rubric.max_score - total) > 1e-9:
         raise fail(f"the enabled checks' points add up to {rubric.max_score:g}, but total_points is {total}")

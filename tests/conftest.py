@@ -16,8 +16,8 @@ FAST_TIMEOUT_S = 10  # per check; the reference needs < 3 s per check on the 2-c
 def fast_rubric():
     """The real rubric with short per-check timeouts, so hanging mutants cost seconds, not minutes."""
     rubric = load_rubric()
-    return dataclasses.replace(rubric, checks=tuple(dataclasses.replace(c, timeout=FAST_TIMEOUT_S)
-                                                    for c in rubric.checks))
+    return dataclasses.replace(rubric, submission_timeout=60, checks=tuple(
+        dataclasses.replace(c, timeout=FAST_TIMEOUT_S) for c in rubric.checks))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Part 4: time_forward waits for the GPUs - both of them - and returns seconds per forward.
 
-The probe adds a known workload on device1 to every forward (``torch.cuda._sleep``, 20 ms), so the true
+The probe adds a known workload on device1 to every forward (``torch.cuda._sleep``, 10 ms), so the true
 device time per forward is large, known, and measured independently with CUDA events on device1.
 """
 

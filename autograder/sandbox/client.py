@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import secrets
+import select
 import shutil
 import signal
 import sys
@@ -24,7 +26,9 @@ import torch
 
 from .limits import Limits
 
-OUTPUT_KEEP_BYTES = 4000  # the student's output kept for messages (head and tail); the rest is drained away
+START_TIMEOUT_S = 120
+OUTPUT_KEEP_BYTES = 4000
+MAX_REPLY_BYTES = 64 << 20  # the student's output kept for messages (head and tail); the rest is drained away
 _CONTEXT = multiprocessing.get_context("forkserver")
 # The server imports torch and the probes (and warms the optimizer) once; each submission is forked from it.
 # It never initialises CUDA, so forked children can still use the GPUs.
@@ -44,7 +48,7 @@ class SubmissionProcess:
         self.devices = devices
         self.limits = limits or Limits()
         self.scratch_root = Path(tempfile.mkdtemp(prefix="practical8-"))
-        self.deadline = None if budget_s is None else time.monotonic() + budget_s
+        self.budget_s, self.deadline = budget_s, None
         self.proc = None
         self._cache: dict[str, Any] = {}
         self.import_failure: str | None = None
@@ -70,6 +74,16 @@ class SubmissionProcess:
         for end in (req_read, rep_write, out_write):
             end.close()
         threading.Thread(target=self._drain, args=(out_read,), daemon=True).start()
+        self._buffer = b""
+        try:  # the first child waits for the warm server to import torch: seconds, not the student's
+            ready = json.loads(self._next_line(time.monotonic() + START_TIMEOUT_S)) == {"ready": True}
+        except (EOFError, TimeoutError, ValueError):
+            ready = False
+        if not ready:
+            self._stop()
+            raise RuntimeError(f"the sandbox process did not start within {START_TIMEOUT_S} s: {self.output_tail()}")
+        if self.deadline is None and self.budget_s is not None:
+            self.deadline = time.monotonic() + self.budget_s
 
     def _drain(self, out_read) -> None:
         """Read the student's output as it comes; keep only the head and tail, so 100 MB cannot hurt."""
@@ -132,8 +146,9 @@ class SubmissionProcess:
         if name != "import" and not self._cache.get("imported"):
             self._cache["imported"] = True
             self._ask("import", {}, timeout)
-        self._requests.send_bytes(json.dumps({"probe": name, "args": args}).encode())
-        reply = json.loads(self._read_reply(timeout, name))
+        nonce = secrets.token_hex(16)
+        os.write(self._requests.fileno(), json.dumps({"probe": name, "args": args, "nonce": nonce}).encode() + b"\n")
+        reply = self._read_reply(timeout, name, nonce)
         if not reply.get("ok"):
             message = _explain(reply.get("error") or {}, name)
             if (reply.get("error") or {}).get("during") == "import":
@@ -141,21 +156,43 @@ class SubmissionProcess:
             raise ProbeFailed(message)
         return reply["value"]
 
-    def _read_reply(self, timeout: float, name: str) -> bytes:
+    def _next_line(self, deadline: float) -> bytes:
+        """One line from the replies pipe (raw bytes, never unpickled), or EOFError / TimeoutError."""
+        fd = self._replies.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = _read_or_empty(fd)
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+            if len(self._buffer) > MAX_REPLY_BYTES:
+                raise EOFError  # nothing a probe sends is this large: the pipe was tampered with
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def _read_reply(self, timeout: float, name: str, nonce: str) -> dict:
+        """The reply to *this* request: lines that are not JSON or carry another nonce are ignored."""
+        deadline = time.monotonic() + timeout
         try:
-            ready = self._replies.poll(timeout)
-            if ready:
-                return self._replies.recv_bytes()  # raw bytes: nothing from the student's process is unpickled
-        except (EOFError, OSError):
-            ready = True
-        if not ready:
+            while True:
+                try:
+                    reply = json.loads(self._next_line(deadline))
+                except ValueError:
+                    continue
+                if isinstance(reply, dict) and reply.get("nonce") == nonce:
+                    return reply
+        except TimeoutError:
             self._stop()
             what = "importing model_parallel.py" if name == "import" else _ENTRY_POINTS.get(name, name)
             message = (f"Your code did not finish {what} within {timeout:.0f} s, so it was stopped. Look for an "
                        "infinite loop or a very slow step; on simulated GPUs every op runs on the CPU.")
             if name == "import":
                 self.import_failure = message
-            raise ProbeFailed(message)
+            raise ProbeFailed(message) from None
+        except EOFError:
+            pass
         self.proc.join(5)
         code = self.proc.exitcode
         tail = self.output_tail()

@@ -14,7 +14,7 @@ CLONE_NEWNET = 0x40000000
 @dataclass(frozen=True)
 class Limits:
     address_space: int = 8 * GiB  # torch's CPU build maps ~2 GiB; the model needs < 100 MiB
-    processes: int = 512  # per user; threads count too (OpenMP, autograd)
+    processes: int = 128  # per user (each submission has its own); threads count too (OpenMP, autograd)
     file_size: int = 256 << 20  # no file the submission writes may grow past this
     # When the grader runs as root, student code runs as a user of its own: uid = uid_base + pid % 30000, so two
     # submissions graded at the same time cannot touch each other's files either.
