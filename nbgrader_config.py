@@ -11,7 +11,7 @@ c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
 
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "assignment"
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.png"]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.GenerateAssignment.post_convert_hook = clear_released_python
 # Grade each student's own model_parallel.py, never the instructor's copy (jupyter/nbgrader#940).

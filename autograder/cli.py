@@ -4,6 +4,7 @@
     python -m autograder grade submitted/ --out OUT_DIR          # a whole collected class
     python -m autograder gradebook OUT_DIR                       # scores -> nbgrader's gradebook
     python -m autograder release                                 # solutions/ -> assignment/ (nbgrader)
+    python -m autograder timeline --out timeline.png             # the idle GPUs, and the pipelined cure
 
 Parses arguments and calls one function per command. Exit status: 0 whenever grading completed (whatever
 the score), 2 when grading itself could not run (bad folder, bad rubric, GPUs demanded but absent).
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--force", action="store_true", help="with --out: re-grade even unchanged submissions")
     g.add_argument("--shard", help="with --out: grade only shard I/N of the class (e.g. a Slurm array task)")
     g.add_argument("--junit", type=Path, help="also write JUnit XML here")
+    t = commands.add_parser("timeline", help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel")
+    t.add_argument("--out", type=Path, default=Path("timeline.png"), help="PNG to write (default: %(default)s)")
+    t.add_argument("--devices", choices=("auto", "cuda", "sim"), default="auto")
+    t.set_defaults(func=_timeline)
     m = commands.add_parser("merge", help="merge shard output folders into one, with the class summary.csv")
     m.add_argument("sources", nargs="+", type=Path)
     m.add_argument("--out", type=Path, required=True)
@@ -90,6 +95,14 @@ def _grade(args: argparse.Namespace) -> int:
             print(table(report) + "\n")
             if args.results:
                 write_results(report, args.results.parent / folder.name / args.results.name)
+    return 0
+
+
+def _timeline(args: argparse.Namespace) -> int:
+    from .timeline import draw_reference
+
+    path, where = draw_reference(args.out, args.devices)
+    print(f"wrote {path} (one forward on {where})")
     return 0
 
 

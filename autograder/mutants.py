@@ -18,6 +18,7 @@ FORWARD_CHECKS = {"output_device", "forward_values", "direct_transfer", "honors_
 TRAIN_CHECKS = {"train_runs", "loss_decreases", "train_matches_reference"}
 TIMING_CHECKS = {"timing_synchronizes", "timing_covers_output_device", "timing_measures_device_time"}
 ALL_CHECKS = {"placement"} | FORWARD_CHECKS | TRAIN_CHECKS | TIMING_CHECKS
+PIPELINE_CHECKS = {"pipeline_placement", "pipeline_matches_unsplit", "pipeline_overlaps"}  # Part 5, optional
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,22 @@ VARIANTS = [
          "self.layer2 = nn.Linear(2000, 1000, device=device1)")],
        set()),
 ]
+# Part 5 (graded only when grading.yml enables the pipeline checks): each breaks PipelinedMPModel only.
+LOOP_STEP = "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ..."
+PIPELINE_MUTANTS = [
+    _m("pipeline_sync_in_loop", "waits for device1 inside the micro-batch loop",
+       [(LOOP_STEP, LOOP_STEP + "\n            torch.cuda.synchronize(self.device1)")], {"pipeline_overlaps"}),
+    _m("pipeline_wrong_order", "concatenates the micro-batches in reverse order",
+       [(LOOP_STEP, LOOP_STEP.replace("outputs.append(", "outputs.insert(0, ")),
+        ("        outputs.append(self.relu2(self.layer2(moved)))\n        return torch.cat",
+         "        outputs.insert(0, self.relu2(self.layer2(moved)))\n        return torch.cat")],
+       {"pipeline_matches_unsplit"}),
+    _m("pipeline_wrong_device", "returns the output on device0",
+       [("return torch.cat(outputs)  # (B, 1000) on device1", "return torch.cat(outputs).to(self.device0)")],
+       {"pipeline_placement"}),
+]
 SAMPLES = ["copy_via_host", "no_zero_grad", "bare_sync", "milliseconds"]
 
 
 def by_name(name: str) -> Mutant:
-    return next(m for m in MUTANTS + VARIANTS if m.name == name)
+    return next(m for m in MUTANTS + VARIANTS + PIPELINE_MUTANTS if m.name == name)

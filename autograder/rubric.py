@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,11 @@ class Rubric:
     @property
     def max_score(self) -> float:
         return sum(c.points for c in self.enabled)
+
+    def with_enabled(self, check_ids: set[str]) -> Rubric:
+        """This rubric with ``check_ids`` enabled too (e.g. the optional Part 5)."""
+        checks = tuple(replace(c, enabled=True) if c.id in check_ids else c for c in self.checks)
+        return replace(self, checks=checks)
 
     def check(self, check_id: str) -> Check:
         return next(c for c in self.checks if c.id == check_id)

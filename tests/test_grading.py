@@ -3,7 +3,8 @@
 import pytest
 from conftest import REPO
 
-from autograder.mutants import ALL_CHECKS, MUTANTS, VARIANTS
+from autograder.grading import grade
+from autograder.mutants import ALL_CHECKS, MUTANTS, PIPELINE_CHECKS, PIPELINE_MUTANTS, VARIANTS
 
 
 def test_reference_scores_full_marks(grade_sim):
@@ -40,3 +41,24 @@ def test_correct_variants_score_full_marks(variant, grade_sim, tmp_path):
 def test_every_check_is_caught_by_some_mutant():
     caught = set().union(*(m.fails for m in MUTANTS if m.name != "crash_at_import"))
     assert caught == ALL_CHECKS
+
+
+@pytest.fixture(scope="module")
+def grade_with_part5(fast_rubric):
+    rubric = fast_rubric.with_enabled(PIPELINE_CHECKS)
+
+    def run(folder):
+        return grade(folder, rubric, "sim")
+    return run
+
+
+def test_reference_scores_full_marks_with_part5(grade_with_part5):
+    report = grade_with_part5(REPO / "solutions" / "practical8")
+    assert report.failed() == set(), {r.check.id: r.message for r in report.results if not r.passed}
+    assert report.score == report.max_score == 120
+
+
+@pytest.mark.parametrize("mutant", PIPELINE_MUTANTS, ids=lambda m: m.name)
+def test_part5_mutant_loses_exactly_its_checks(mutant, grade_with_part5, tmp_path):
+    report = grade_with_part5(mutant.write(tmp_path / mutant.name))
+    assert report.failed() == mutant.fails, {r.check.id: r.message for r in report.results if not r.passed}

@@ -171,3 +171,26 @@ def time_forward(ctx: Context, devices: list[str], seed: int, warmup: int, repea
         "clock_reads": [seq for seq in reads if first_seq < seq < last_seq],
         "call_end_seq": last_seq,
     }
+
+
+@probe
+def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size: int) -> dict:
+    """Part 5: one forward of PipelinedMPModel; outputs, weights, placement and the devices' busy intervals."""
+    from ..timeline import overlap_seconds, record
+
+    torch.manual_seed(seed)
+    model = ctx.module.PipelinedMPModel(devices[0], devices[1], split_size=split_size)
+    x = make_batch(seed, batch, 1000).to(devices[0])
+    outputs = {}
+    with torch.no_grad():
+        outputs["warmup"] = model(x)
+        busy = record(lambda: outputs.__setitem__("out", model(x)), (devices[0], devices[1]))
+    out = outputs["out"]
+    return {
+        "params": {name: _device(p) for name, p in model.named_parameters()},
+        "output_device": _device(out) if isinstance(out, torch.Tensor) else repr(out)[:200],
+        "output": ctx.save_tensors("pipeline_output", {"out": out}) if isinstance(out, torch.Tensor) else None,
+        "weights": ctx.save_tensors("pipeline_weights", _weights(model)),
+        "overlap_s": overlap_seconds(busy, devices[0], devices[1]),
+        "span_s": max((b.end for b in busy), default=0.0),
+    }

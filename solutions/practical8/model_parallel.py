@@ -54,6 +54,33 @@ class SimpleMPModel(nn.Module):
         ### END SOLUTION
 
 
+class PipelinedMPModel(SimpleMPModel):
+    """Part 5 (optional): the same two halves, fed micro-batches so that both GPUs work at once."""
+
+    def __init__(self, device0: str | torch.device = "cuda:0", device1: str | torch.device = "cuda:1",
+                 split_size: int = 8) -> None:
+        super().__init__(device0, device1)
+        self.split_size = split_size
+
+    def forward(self, x: torch.Tensor, trace: bool = False) -> torch.Tensor:
+        """Same result as ``SimpleMPModel.forward``, computed ``split_size`` rows at a time, pipelined.
+
+        Split the batch (on ``device0``) into micro-batches. While ``device1`` runs layer2 + relu2 on
+        micro-batch i, ``device0`` must already run layer1 + relu1 on micro-batch i+1: launch them in that
+        order and never wait for a GPU inside the loop. Concatenate the outputs in order, on ``device1``.
+        """
+        ### BEGIN SOLUTION
+        chunks = iter(x.to(self.device0).split(self.split_size, dim=0))
+        moved = self.relu1(self.layer1(next(chunks))).to(self.device1)  # micro-batch 0 crosses over
+        outputs = []
+        for chunk in chunks:
+            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ...
+            moved = self.relu1(self.layer1(chunk)).to(self.device1)  # ... while device0 runs i+1
+        outputs.append(self.relu2(self.layer2(moved)))
+        return torch.cat(outputs)  # (B, 1000) on device1
+        ### END SOLUTION
+
+
 def train(model: SimpleMPModel, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], lr: float = 0.01) -> list[float]:
     """Train ``model`` with SGD(lr) on MSE loss, one step per ``(x, y)`` batch (CPU tensors) (Part 2).
 

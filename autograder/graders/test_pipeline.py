@@ -1,0 +1,59 @@
+"""Part 5 (optional in grading.yml): the pipelined model computes the same thing, with the GPUs overlapping."""
+
+import pytest
+import torch
+
+from autograder.graders.conftest import SEED
+from autograder.sandbox.probes import make_batch
+
+RTOL, ATOL = 1e-4, 1e-5
+MIN_OVERLAP = 0.10  # share of the forward during which both GPUs compute; the reference reaches ~0.5 with
+# 4 micro-batches on simulated GPUs; a sync inside the loop gives 0
+
+
+def _pipelined(observe, devices, batch=32, split_size=8):
+    return observe("pipeline", devices=list(devices), seed=SEED, batch=batch, split_size=split_size)
+
+
+@pytest.mark.check("pipeline_placement")
+def test_pipeline_placement(observe, devices):
+    observed = _pipelined(observe, devices)
+    for name, device in observed["params"].items():
+        expected = devices[0] if name.startswith("layer1.") else devices[1]
+        assert device == expected, f"PipelinedMPModel's `{name}` is on {device}; expected {expected}."
+    assert observed["output_device"] == devices[1], (
+        f"PipelinedMPModel's output is on {observed['output_device']}; expected {devices[1]}. Concatenate the "
+        "micro-batch outputs where layer2 computed them.")
+
+
+@pytest.mark.check("pipeline_matches_unsplit")
+def test_pipeline_matches_unsplit(observe, load_tensors, devices):
+    for batch, split_size in ((32, 8), (30, 8)):  # 30 rows: the last micro-batch is smaller
+        observed = _pipelined(observe, devices, batch, split_size)
+        assert observed["output"], f"PipelinedMPModel returned {observed['output_device']}; expected a tensor."
+        got = load_tensors(observed["output"])["out"]
+        w = load_tensors(observed["weights"])
+        x = make_batch(SEED, batch, 1000)
+        expected = torch.relu(torch.relu(x @ w["layer1.weight"].T + w["layer1.bias"]) @ w["layer2.weight"].T
+                              + w["layer2.bias"])
+        assert got.shape == expected.shape, (
+            f"For a batch of {batch} in micro-batches of {split_size} the output has shape {tuple(got.shape)}; "
+            f"expected {tuple(expected.shape)}: keep every micro-batch, the last one may be smaller.")
+        if not torch.allclose(got, expected, rtol=RTOL, atol=ATOL):
+            rows_match = [torch.allclose(got[i], expected[i], rtol=RTOL, atol=ATOL) for i in range(batch)]
+            hint = ("Some rows are right but in the wrong place: concatenate the micro-batches in order."
+                    if any(rows_match) or any(torch.allclose(got[i], expected[j], rtol=RTOL, atol=ATOL)
+                                              for i in range(0, batch, split_size) for j in range(batch))
+                    else "Each micro-batch must go through layer1, relu1, the move, layer2 and relu2.")
+            raise AssertionError(f"For a batch of {batch} in micro-batches of {split_size} the output differs from "
+                                 f"the unsplit model with the same weights. {hint}")
+
+
+@pytest.mark.check("pipeline_overlaps")
+def test_pipeline_overlaps(observe, devices):
+    observed = _pipelined(observe, devices)
+    share = observed["overlap_s"] / observed["span_s"] if observed["span_s"] else 0.0
+    assert share >= MIN_OVERLAP, (
+        f"With 4 micro-batches both GPUs computed at the same time for {share:.0%} of the forward; expected at "
+        f"least {MIN_OVERLAP:.0%}. Launch device1's work on micro-batch i, then device0's on i+1, and never "
+        "synchronize (or .item()/.cpu()/print) inside the loop.")
