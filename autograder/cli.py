@@ -5,6 +5,7 @@
     python -m autograder gradebook OUT_DIR                       # scores -> nbgrader's gradebook
     python -m autograder release                                 # solutions/ -> assignment/ (nbgrader)
     python -m autograder timeline --out timeline.png             # the idle GPUs, and the pipelined cure
+    python -m autograder doctor --out doctor/                    # check a (GPU) machine before grading on it
 
 Parses arguments and calls one function per command. Exit status: 0 whenever grading completed (whatever
 the score), 2 when grading itself could not run (bad folder, bad rubric, GPUs demanded but absent).
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", type=Path, default=Path("timeline.png"), help="PNG to write (default: %(default)s)")
     t.add_argument("--devices", choices=("auto", "cuda", "sim"), default="auto")
     t.set_defaults(func=_timeline)
+    d = commands.add_parser("doctor", help="check this machine before grading a class on it (GPUs, verdicts)")
+    d.add_argument("--out", type=Path, default=Path("doctor"), help="folder for doctor.json/doctor.md")
+    d.set_defaults(func=_doctor)
     m = commands.add_parser("merge", help="merge shard output folders into one, with the class summary.csv")
     m.add_argument("sources", nargs="+", type=Path)
     m.add_argument("--out", type=Path, required=True)
@@ -104,6 +108,14 @@ def _timeline(args: argparse.Namespace) -> int:
     path, where = draw_reference(args.out, args.devices)
     print(f"wrote {path} (one forward on {where})")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import run
+
+    report = run(args.out)
+    print((args.out / "doctor.md").read_text())
+    return 0 if report["ok"] else 1
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -73,7 +73,7 @@ def flow(tmp_path_factory):
 def test_release_has_no_solution_and_no_grader(flow):
     release = flow["release"]
     stub = (release / "model_parallel.py").read_text()
-    assert stub.count("raise NotImplementedError()") == 4 and ".to(self.device1)" not in stub
+    assert stub.count("raise NotImplementedError()") == 5 and ".to(self.device1)" not in stub
     notebook = (release / "practical8.ipynb").read_text()
     assert "BEGIN SOLUTION" not in notebook and "It solves memory" not in notebook
     assert "YOUR ANSWER HERE" in notebook
@@ -87,7 +87,7 @@ def test_release_has_no_solution_and_no_grader(flow):
 def test_each_student_is_graded_on_their_own_code(flow):
     course = flow["course"]
     assert (course / "autograded" / "carol" / ASSIGNMENT / "model_parallel.py").read_text().count(
-        "raise NotImplementedError()") == 4, "nbgrader replaced carol's model_parallel.py with the instructor's"
+        "raise NotImplementedError()") == 5, "nbgrader replaced carol's model_parallel.py with the instructor's"
     with (course / "graded" / "summary.csv").open() as f:
         totals = {row["student"]: float(row["total"]) for row in csv.DictReader(f)}
     assert totals == EXPECTED_SCORES

@@ -47,7 +47,7 @@ def test_loss_decreases(observe, devices):
         "optimizer.step() after loss.backward(), and use the lr argument.")
 
 
-def reference_sgd(initial: dict, batches, lr: float) -> tuple[list[float], dict]:
+def reference_sgd(initial: dict, batches, lr: float, device: str = "cpu") -> tuple[list[float], dict]:
     """Plain single-device SGD from the submission's own initial weights (trusted, on the CPU).
 
     Returns the losses and the final weights, named as in SimpleMPModel.
@@ -58,15 +58,16 @@ def reference_sgd(initial: dict, batches, lr: float) -> tuple[list[float], dict]
         for mine, theirs in (("0", "layer1"), ("2", "layer2")):
             getattr(model, mine).weight.copy_(initial[f"{theirs}.weight"])
             getattr(model, mine).bias.copy_(initial[f"{theirs}.bias"])
+    model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     losses = []
-    for x, y in batches:
+    for x, y in ((x.to(device), y.to(device)) for x, y in batches):
         optimizer.zero_grad()
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    final = {f"{theirs}.{kind}": getattr(getattr(model, mine), kind).detach()
+    final = {f"{theirs}.{kind}": getattr(getattr(model, mine), kind).detach().cpu()
              for mine, theirs in (("0", "layer1"), ("2", "layer2")) for kind in ("weight", "bias")}
     return losses, final
 

@@ -44,7 +44,7 @@ class Simulation:
     def __init__(self, n: int, scale: float) -> None:
         if n < 1:
             raise ValueError(f"simulated_gpus(n) needs n >= 1, got {n}")
-        self.n = n
+        self.n, self.scale = n, scale
         self.current_device = 0
         self.clocks = DeviceClocks(n, scale=scale)
         self.mode = SimulatedCudaMode(self)
@@ -82,7 +82,7 @@ class Simulation:
 
     def reset(self) -> None:
         """Fresh clocks and logs, current device back to cuda:0 (between independent runs)."""
-        self.clocks = DeviceClocks(self.n, scale=self.clocks.scale)
+        self.clocks = DeviceClocks(self.n, scale=self.scale)
         self.current_device = 0
 
     def synchronize_all(self) -> None:

@@ -1,0 +1,241 @@
+"""``python -m autograder doctor``: what this machine has, and proof that grading on it can be trusted.
+
+- two or more GPUs: every sample and mutant is graded with real GPUs and with simulated ones, and any
+  check whose verdict differs is listed (there must be none); the reference ``time_forward`` against the
+  hardware's per-forward floor; the bandwidth of one 256 KB activation copy, direct and through the host.
+- one GPU: what one GPU can prove - unsynchronized timers under-measure a ``torch.cuda._sleep`` kernel of
+  known length, synchronized ones and ``Event.elapsed_time`` measure it; the timing grader's verdicts with
+  ``_sleep`` calibration hold on the device; training on the GPU matches the CPU within the graders'
+  tolerance; ``--devices cuda`` refuses with one GPU.
+- no GPU: says so, and runs the simulated half (the same asynchrony claims on the simulated devices).
+Writes ``doctor.json`` and ``doctor.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SLEEP_S = 0.05  # the known kernel length for the asynchrony checks
+ACTIVATION_BYTES = 32 * 2000 * 4  # the 256 KB (B=32, 2000 floats) activation copied cuda:0 -> cuda:1
+
+
+def machine() -> dict[str, Any]:
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
+                            "cuda": torch.version.cuda, "gpu_count": count,
+                            "gpus": [torch.cuda.get_device_name(i) for i in range(count)]}
+    if count >= 2:
+        info["peer_access_0_to_1"] = torch.cuda.can_device_access_peer(0, 1)
+    return info
+
+
+def _cycles_for(seconds: float, device: str) -> int:
+    from .sandbox.probes import _sleep_cycles
+
+    return _sleep_cycles(seconds, torch.device(device))
+
+
+def asynchrony(device: str = "cuda:0") -> dict[str, Any]:
+    """A ``_sleep`` kernel of known length, timed three ways on ``device`` (real or simulated)."""
+    cycles = _cycles_for(SLEEP_S, device)
+    with torch.cuda.device(device):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        torch.cuda._sleep(cycles)
+        no_sync = time.perf_counter() - start
+        torch.cuda.synchronize()
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start = time.perf_counter()
+        begin.record()
+        torch.cuda._sleep(cycles)
+        end.record()
+        torch.cuda.synchronize()
+        synced = time.perf_counter() - start
+        event = begin.elapsed_time(end) / 1000
+    checks = {
+        "no_sync_under_measures": no_sync < 0.5 * SLEEP_S,
+        "sync_measures": 0.9 * SLEEP_S <= synced <= 1.5 * SLEEP_S,
+        "event_agrees": abs(event - synced) <= 0.2 * SLEEP_S,
+    }
+    return {"sleep_s": SLEEP_S, "no_sync_s": no_sync, "synchronized_s": synced, "event_s": event,
+            "checks": checks, "ok": all(checks.values())}
+
+
+def training_numerics(device: str = "cuda:0") -> dict[str, Any]:
+    """Reference SGD on ``device`` vs on the CPU, from the same weights, within the graders' tolerance."""
+    from .graders.test_training import LOSS_RTOL, REFERENCE_LR, REFERENCE_STEPS, reference_sgd
+    from .sandbox.probes import make_batches
+
+    torch.manual_seed(0)
+    initial = {"layer1.weight": torch.randn(2000, 1000) * 0.03, "layer1.bias": torch.zeros(2000),
+               "layer2.weight": torch.randn(1000, 2000) * 0.02, "layer2.bias": torch.zeros(1000)}
+    batches = make_batches(0, REFERENCE_STEPS, False)
+    cpu_losses, _ = reference_sgd(initial, batches, REFERENCE_LR)
+    gpu_losses, _ = reference_sgd(initial, batches, REFERENCE_LR, device=device)
+    worst = max(abs(a - b) / abs(b) for a, b in zip(gpu_losses, cpu_losses, strict=True))
+    return {"device": device, "max_relative_difference": worst, "tolerance": LOSS_RTOL, "ok": worst <= LOSS_RTOL}
+
+
+def verdicts(devices: str) -> dict[str, dict[str, bool]]:
+    """Every sample and mutant (Part 5 included), graded on ``devices``: submission -> check -> passed."""
+    import tempfile
+
+    from .grading import grade
+    from .mutants import MUTANTS, PIPELINE_CHECKS, PIPELINE_MUTANTS, REFERENCE, VARIANTS
+    from .rubric import load_rubric
+
+    rubric = load_rubric().with_enabled(PIPELINE_CHECKS)
+    out: dict[str, dict[str, bool]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {"reference": REFERENCE.parent}
+        folders |= {m.name: m.write(Path(tmp) / m.name) for m in MUTANTS + VARIANTS + PIPELINE_MUTANTS
+                    if m.name not in ("hang_in_train",)}
+        for name, folder in folders.items():
+            out[name] = {r.check.id: r.passed for r in grade(folder, rubric, devices).results}
+    return out
+
+
+def differences(real: dict[str, dict[str, bool]], sim: dict[str, dict[str, bool]]) -> list[str]:
+    """Checks whose verdict differs between two runs, as readable lines."""
+    lines = []
+    for name in sorted(set(real) | set(sim)):
+        for check in sorted(set(real.get(name, {})) | set(sim.get(name, {}))):
+            a, b = real.get(name, {}).get(check), sim.get(name, {}).get(check)
+            if a != b:
+                lines.append(f"{name}: {check} is {_word(a)} on real GPUs but {_word(b)} on simulated GPUs")
+    return lines
+
+
+def _word(passed: bool | None) -> str:
+    return "missing" if passed is None else "passed" if passed else "failed"
+
+
+def copy_bandwidth(src: str = "cuda:0", dst: str = "cuda:1", repeats: int = 50) -> dict[str, float]:
+    """GB/s of one 256 KB activation copy, directly and through the host."""
+    x = torch.randn(ACTIVATION_BYTES // 4, device=src)
+
+    def timed(move) -> float:
+        move()
+        torch.cuda.synchronize(src), torch.cuda.synchronize(dst)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            move()
+        torch.cuda.synchronize(src), torch.cuda.synchronize(dst)
+        return ACTIVATION_BYTES * repeats / (time.perf_counter() - start) / 1e9
+
+    return {"direct_GBps": timed(lambda: x.to(dst)), "via_host_GBps": timed(lambda: x.cpu().to(dst))}
+
+
+def forward_timing() -> dict[str, Any]:
+    """The reference time_forward on real GPUs, and the floor: the two layers' kernels alone (CUDA events)."""
+    import importlib.util
+
+    from .mutants import REFERENCE
+
+    spec = importlib.util.spec_from_file_location("reference_mp", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.SimpleMPModel("cuda:0", "cuda:1")
+    x = torch.randn(32, 1000, device="cuda:0")
+    measured = module.time_forward(model, x, warmup=5, repeats=100)
+    floors = []
+    with torch.no_grad():
+        for _ in range(20):
+            e = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
+            e[0].record(torch.cuda.current_stream("cuda:0"))
+            h = model.relu1(model.layer1(x))
+            e[1].record(torch.cuda.current_stream("cuda:0"))
+            h1 = h.to("cuda:1")
+            e[2].record(torch.cuda.current_stream("cuda:1"))
+            model.relu2(model.layer2(h1))
+            e[3].record(torch.cuda.current_stream("cuda:1"))
+            torch.cuda.synchronize("cuda:0"), torch.cuda.synchronize("cuda:1")
+            floors.append((e[0].elapsed_time(e[1]) + e[2].elapsed_time(e[3])) / 1000)
+    return {"gpu": torch.cuda.get_device_name(0), "time_forward_s": measured, "kernel_floor_s": min(floors)}
+
+
+def run(out_dir: Path) -> dict[str, Any]:
+    from .grading import DevicesUnavailable, resolve_devices
+    from .simgpu import simulated_gpus
+
+    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
+    count = report["machine"]["gpu_count"]
+    if count >= 2:
+        report["mode"] = "two GPUs"
+        real, sim = verdicts("cuda"), verdicts("sim")
+        report["verdict_differences"] = differences(real, sim)
+        report["graded"] = len(real)
+        report["forward_timing"] = forward_timing()
+        report["copy_256KB"] = copy_bandwidth()
+        report["asynchrony"] = asynchrony("cuda:0")
+        report["ok"] = not report["verdict_differences"] and report["asynchrony"]["ok"]
+    elif count == 1:
+        report["mode"] = "one GPU"
+        report["asynchrony"] = asynchrony("cuda:0")
+        report["timing_grader_on_gpu"] = _timing_verdicts_one_gpu()
+        report["training_numerics"] = training_numerics("cuda:0")
+        try:
+            resolve_devices("cuda")
+            report["refuses_devices_cuda"] = False
+        except DevicesUnavailable as exc:
+            report["refuses_devices_cuda"] = True
+            report["refusal_message"] = str(exc)
+        report["ok"] = all((report["asynchrony"]["ok"], report["timing_grader_on_gpu"]["ok"],
+                            report["training_numerics"]["ok"], report["refuses_devices_cuda"]))
+    else:
+        report["mode"] = "no GPU: simulated half only"
+        with simulated_gpus(2):
+            report["asynchrony_simulated"] = asynchrony("cuda:0")
+        sim = verdicts("sim")
+        from .mutants import MUTANTS, PIPELINE_MUTANTS
+
+        expected = {m.name: m.fails for m in MUTANTS + PIPELINE_MUTANTS}
+        wrong = [f"{name}: failed {sorted(k for k, ok in v.items() if not ok)}, expected {sorted(expected[name])}"
+                 for name, v in sim.items() if name in expected and {k for k, ok in v.items() if not ok} != expected[name]]
+        report["simulated_verdicts_unexpected"] = wrong
+        report["graded"] = len(sim)
+        report["ok"] = report["asynchrony_simulated"]["ok"] and not wrong
+    write(report, out_dir)
+    return report
+
+
+def _timing_verdicts_one_gpu() -> dict[str, Any]:
+    """The timing graders' observations, on one real GPU (device0 = device1 = cuda:0): reference vs no sync."""
+    import tempfile
+
+    from .graders.test_timing import HIGH, LOW
+    from .mutants import REFERENCE, by_name
+    from .sandbox import SubmissionProcess
+
+    ratios = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, folder in (("reference", REFERENCE.parent), ("no_sync", by_name("no_sync").write(Path(tmp) / "n"))):
+            with SubmissionProcess(folder, "cuda") as submission:
+                obs = submission.probe("time_forward", 120, devices=["cuda:0", "cuda:0"], seed=0, warmup=2, repeats=10)
+            ratios[name] = obs["seconds"] / obs["true_seconds"]
+    ok = LOW <= ratios["reference"] <= HIGH and not LOW <= ratios["no_sync"] <= HIGH
+    return {"measured_over_true": ratios, "accepted_range": [LOW, HIGH], "ok": ok}
+
+
+def write(report: dict[str, Any], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "doctor.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    lines = [f"# autograder doctor - {report['date']}", "", f"**{report['mode']}** - "
+             f"{'all claims hold' if report['ok'] else 'SOME CLAIMS FAIL'}", "", "## Machine", ""]
+    lines += [f"- {k}: {v}" for k, v in report["machine"].items()]
+    for key, value in report.items():
+        if key in ("date", "machine", "mode", "ok"):
+            continue
+        lines += ["", f"## {key}", "", "```", json.dumps(value, indent=2, default=_short), "```"]
+    (out_dir / "doctor.md").write_text("\n".join(lines) + "\n")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else str(value)

@@ -1,0 +1,56 @@
+"""`python -m autograder doctor`: its logic on the CPU; the GPU modes run only where GPUs are."""
+
+import json
+
+import pytest
+import torch
+
+from autograder.cli import main
+from autograder.doctor import asynchrony, differences, training_numerics
+from autograder.simgpu import simulated_gpus
+
+GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def test_differences_name_each_disagreeing_verdict():
+    real = {"reference": {"placement": True, "trace_prints": True}, "no_sync": {"timing_synchronizes": False}}
+    sim = {"reference": {"placement": True, "trace_prints": False}, "no_sync": {"timing_synchronizes": False}}
+    assert differences(real, sim) == ["reference: trace_prints is passed on real GPUs but failed on simulated GPUs"]
+    assert differences(real, real) == []
+
+
+def test_asynchrony_claims_hold_on_simulated_gpus():
+    with simulated_gpus(2):
+        result = asynchrony("cuda:0")
+    assert result["ok"], result
+    assert result["no_sync_s"] < result["synchronized_s"]
+
+
+def test_training_numerics_check_compares_device_and_cpu():
+    with simulated_gpus(2):
+        result = training_numerics("cuda:0")
+    assert result["ok"] and result["max_relative_difference"] <= result["tolerance"]
+
+
+@pytest.mark.skipif(GPUS > 0, reason="this machine has a GPU: the no-GPU mode does not apply")
+def test_doctor_without_gpu_runs_the_simulated_half(tmp_path, capsys):
+    assert main(["doctor", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "doctor.json").read_text())
+    assert report["mode"].startswith("no GPU") and report["ok"]
+    assert report["simulated_verdicts_unexpected"] == [] and report["graded"] >= 20
+    assert "no GPU" in (tmp_path / "doctor.md").read_text()
+
+
+@pytest.mark.skipif(GPUS != 1, reason="needs exactly one real GPU")
+def test_doctor_one_gpu_mode(tmp_path):
+    main(["doctor", "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "doctor.json").read_text())
+    assert report["mode"] == "one GPU" and report["refuses_devices_cuda"]
+    assert report["asynchrony"]["ok"] and report["training_numerics"]["ok"], report
+
+
+@pytest.mark.skipif(GPUS < 2, reason="needs two real GPUs")
+def test_doctor_two_gpus_finds_no_verdict_differences(tmp_path):
+    main(["doctor", "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "doctor.json").read_text())
+    assert report["verdict_differences"] == []
