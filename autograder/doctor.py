@@ -193,17 +193,37 @@ def run(out_dir: Path) -> dict[str, Any]:
         report["mode"] = "no GPU: simulated half only"
         with simulated_gpus(2):
             report["asynchrony_simulated"] = asynchrony("cuda:0")
-        sim = verdicts("sim")
-        from .mutants import MUTANTS, PIPELINE_MUTANTS
-
-        expected = {m.name: m.fails for m in MUTANTS + PIPELINE_MUTANTS}
-        wrong = [f"{name}: failed {sorted(k for k, ok in v.items() if not ok)}, expected {sorted(expected[name])}"
-                 for name, v in sim.items() if name in expected and {k for k, ok in v.items() if not ok} != expected[name]]
-        report["simulated_verdicts_unexpected"] = wrong
-        report["graded"] = len(sim)
-        report["ok"] = report["asynchrony_simulated"]["ok"] and not wrong
+        report["simulated_verdicts_unexpected"] = unexpected_verdicts(verdicts("sim"))
+        sim = report["simulated_verdicts_unexpected"]
+        report["graded"] = len(MUTANTS_AND_REFERENCE())
+        report["ok"] = report["asynchrony_simulated"]["ok"] and not sim
     write(report, out_dir)
     return report
+
+
+def MUTANTS_AND_REFERENCE() -> list[str]:  # noqa: N802 - reads as the constant it is
+    from .mutants import MUTANTS, PIPELINE_MUTANTS, VARIANTS
+
+    return ["reference"] + [m.name for m in MUTANTS + VARIANTS + PIPELINE_MUTANTS if m.name != "hang_in_train"]
+
+
+def unexpected_verdicts(graded: dict[str, dict[str, bool]]) -> list[str]:
+    """Submissions whose failed checks are not exactly those their mutant is meant to fail.
+
+    Part 1-4 mutants are judged on the Part 1-4 checks only (breaking the model breaks Part 5 as well).
+    """
+    from .mutants import ALL_CHECKS, MUTANTS, PIPELINE_MUTANTS, VARIANTS
+
+    expected = {"reference": (frozenset(), None)}
+    expected |= {m.name: (m.fails, ALL_CHECKS) for m in MUTANTS}
+    expected |= {m.name: (m.fails, None) for m in VARIANTS + PIPELINE_MUTANTS}
+    wrong = []
+    for name, checks in graded.items():
+        fails, scope = expected[name]
+        failed = {k for k, ok in checks.items() if not ok and (scope is None or k in scope)}
+        if failed != fails:
+            wrong.append(f"{name}: failed {sorted(failed)}, expected {sorted(fails)}")
+    return wrong
 
 
 def _timing_verdicts_one_gpu() -> dict[str, Any]:

@@ -55,7 +55,8 @@ def record(work: Callable[[], object], devices: tuple[str, str] = ("cuda:0", "cu
     return sorted((Busy(d, s - origin, e - origin, k, n) for d, s, e, k, n in raw), key=lambda b: b.start)
 
 
-def merged(intervals: list[Busy], device: str, kinds: tuple[str, ...] = ("compute", "copy")) -> list[tuple[float, float]]:
+def merged(intervals: list[Busy], device: str,
+           kinds: tuple[str, ...] = ("compute", "copy")) -> list[tuple[float, float]]:
     """The device's busy time as disjoint (start, end) spans."""
     spans = sorted((b.start, b.end) for b in intervals if b.device == device and b.kind in kinds)
     out: list[list[float]] = []

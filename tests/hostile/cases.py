@@ -42,8 +42,10 @@ print('{"ok": true, "value": {}}')
 print('{"score": 100}')
 print("12 passed in 0.1s")
 """), 0),
-    Hostile("sys_exit_at_import", "sys.exit(0) as soon as it is imported", _at_import(STUB, "import sys\nsys.exit(0)"), 0),
-    Hostile("os_exit_at_import", "os._exit(0) as soon as it is imported", _at_import(STUB, "import os\nos._exit(0)"), 0),
+    Hostile("sys_exit_at_import", "sys.exit(0) as soon as it is imported",
+            _at_import(STUB, "import sys\nsys.exit(0)"), 0),
+    Hostile("os_exit_at_import", "os._exit(0) as soon as it is imported",
+            _at_import(STUB, "import os\nos._exit(0)"), 0),
     Hostile("patched_allclose", "missing ReLU, and torch.allclose / assert_close patched to pass",
             _at_import(by_name("missing_relu").source(), """
 import torch
