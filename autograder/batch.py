@@ -18,6 +18,7 @@ from pathlib import Path
 from .grading import CheckResult, Report, grade
 from .reports import feedback_markdown, write_results
 from .rubric import Rubric
+from .sandbox.limits import Limits
 
 ASSIGNMENT = "practical8"
 MODULE_FILE = "model_parallel.py"
@@ -38,13 +39,13 @@ def find_submissions(root: Path, assignment: str = ASSIGNMENT) -> dict[str, Path
     return found
 
 
-def grade_one_safely(student: str, folder: Path, rubric: Rubric, devices: str) -> Report:
+def grade_one_safely(student: str, folder: Path, rubric: Rubric, devices: str, limits: Limits | None = None) -> Report:
     """Grade one student; whatever goes wrong becomes that student's failed checks, with the reason."""
     if not (folder / MODULE_FILE).is_file():
         return _all_failed(student, rubric, devices, f"No {MODULE_FILE} was found in your submission "
                                                      f"({folder.name}/); submit the file with this exact name.")
     try:
-        report = grade(folder, rubric, devices)
+        report = grade(folder, rubric, devices, limits)
     except Exception as exc:  # noqa: BLE001 - one broken submission must not take the batch down
         return _all_failed(student, rubric, devices, f"Grading could not run ({type(exc).__name__}: {exc}). "
                                                      "Ask your instructor to look at this submission.")
@@ -104,7 +105,13 @@ def select_shard(students: list[str], shard: str | None) -> list[str]:
 
 
 def _grade_task(student: str, folder: str, rubric: Rubric, devices: str) -> Report:
-    return grade_one_safely(student, Path(folder), rubric, devices)
+    return grade_one_safely(student, Path(folder), rubric, devices, Limits(threads=1))
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # N pool processes share the cores: one thread each beats oversubscription
 
 
 def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto", jobs: int = 1,
@@ -140,7 +147,8 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto"
     else:
         # Each pool process grades many submissions: it pays the torch import and starts its warm
         # fork server once. Nothing from student code crosses this pool: only our own Report objects.
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_one_thread) as pool:
             futures = {pool.submit(_grade_task, s, str(f), rubric, devices): s for s, (f, _) in todo.items()}
             for future in as_completed(futures):
                 try:

@@ -18,6 +18,7 @@ import pytest
 
 from .rubric import Check, Rubric, RubricError
 from .sandbox import SubmissionProcess
+from .sandbox.limits import Limits
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
 TIMEOUT_MARGIN_S = 15  # pytest-timeout is the outer guard; the probe's own limit normally fires first
@@ -152,7 +153,7 @@ def protect_private_files() -> None:
                 private.chmod(0o700)
 
 
-def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto") -> Report:
+def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto", limits: Limits | None = None) -> Report:
     """Run every enabled check of ``rubric`` against ``submission_dir``; one ``CheckResult`` per check."""
     submission_dir = Path(submission_dir)
     if not (submission_dir / "model_parallel.py").is_file():
@@ -160,7 +161,7 @@ def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto") -> Report
                                 "the student's model_parallel.py.")
     mode = resolve_devices(devices)
     protect_private_files()
-    with SubmissionProcess(submission_dir, mode, budget_s=rubric.submission_timeout) as submission:
+    with SubmissionProcess(submission_dir, mode, limits, budget_s=rubric.submission_timeout) as submission:
         plugin = GradingPlugin(rubric, submission)
         args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
                 "-s", "--tb=no", "--no-header", *_NOT_NEEDED]

@@ -58,7 +58,7 @@ class SubmissionProcess:
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
-        from .worker import serve  # resolved in the preloaded server, not imported here for real work
+        from .entry import serve
 
         self._starts += 1
         scratch = self.scratch_root / f"run{self._starts}"

@@ -19,6 +19,7 @@ class Limits:
     # When the grader runs as root, student code runs as a user of its own: uid = uid_base + pid % 30000, so two
     # submissions graded at the same time cannot touch each other's files either.
     uid_base: int = 61000
+    threads: int | None = None  # torch intra-op threads; 1 when several submissions are graded at once
 
 
 def apply(limits: Limits, scratch: str) -> list[str]:

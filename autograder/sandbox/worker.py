@@ -92,6 +92,8 @@ def serve(source: str, devices: str, requests, replies, output, scratch: str, li
     submission = Path(scratch) / "submission"
     submission.mkdir()
     shutil.copy(Path(source) / f"{MODULE}.py", submission / f"{MODULE}.py")  # the original stays untouched
+    if limits.threads:
+        torch.set_num_threads(limits.threads)
     for note in apply(limits, scratch):
         print(f"[sandbox] not applied: {note}", file=sys.stderr)
     _log_clock_reads()
