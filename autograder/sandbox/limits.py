@@ -22,12 +22,16 @@ class Limits:
     threads: int | None = None  # torch intra-op threads; 1 when several submissions are graded at once
 
 
-def apply(limits: Limits, scratch: str) -> list[str]:
+def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
     """Enter a new session, cap resources, cut the network, drop root. Returns what could not be applied."""
     skipped = []
     os.setsid()  # the whole process group can be killed at once, fork bombs included
-    for name, value in (("RLIMIT_AS", limits.address_space), ("RLIMIT_FSIZE", limits.file_size),
-                        ("RLIMIT_CORE", 0)):
+    caps = [("RLIMIT_FSIZE", limits.file_size), ("RLIMIT_CORE", 0)]
+    if real_gpus:  # a CUDA context reserves far more virtual address space than any cap that would still help
+        skipped.append("address-space cap (real GPUs)")
+    else:
+        caps.append(("RLIMIT_AS", limits.address_space))
+    for name, value in caps:
         resource.setrlimit(getattr(resource, name), (value, value))
     if os.geteuid() == 0:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -94,7 +94,7 @@ def serve(source: str, devices: str, requests, replies, output, scratch: str, li
     shutil.copy(Path(source) / f"{MODULE}.py", submission / f"{MODULE}.py")  # the original stays untouched
     if limits.threads:
         torch.set_num_threads(limits.threads)
-    for note in apply(limits, scratch):
+    for note in apply(limits, scratch, real_gpus=devices == "cuda"):
         print(f"[sandbox] not applied: {note}", file=sys.stderr)
     _log_clock_reads()
     with contextlib.ExitStack() as stack:
