@@ -26,9 +26,9 @@ import torch
 
 from .limits import Limits
 
-START_TIMEOUT_S = 120
-OUTPUT_KEEP_BYTES = 4000
-MAX_REPLY_BYTES = 64 << 20  # the student's output kept for messages (head and tail); the rest is drained away
+START_TIMEOUT_S = 120  # the first child waits for the warm server to import torch
+OUTPUT_KEEP_BYTES = 4000  # the student's output kept for messages (head and tail); the rest is drained away
+MAX_REPLY_BYTES = 64 << 20  # no probe reply is this large: more means the reply pipe was tampered with
 _CONTEXT = multiprocessing.get_context("forkserver")
 # The server imports torch and the probes (and warms the optimizer) once; each submission is forked from it.
 # It never initialises CUDA, so forked children can still use the GPUs.
