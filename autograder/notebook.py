@@ -30,11 +30,6 @@ def use_gpus() -> str:
     return "Running on two simulated GPUs (cuda:0, cuda:1) on the CPU: no two real GPUs here."
 
 
-def simulation():
-    """The active ``Simulation`` of this kernel (its clocks and logs), or None on real GPUs."""
-    return _SIMULATION
-
-
 def public_checks(folder: str | Path = ".") -> float:
     """Grade ``folder/model_parallel.py`` on the visible checks only; print the table; return the score."""
     from .grading import grade

@@ -14,7 +14,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
-ASSIGNMENT_DIR = REPO_ROOT / "assignment"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 SKIPPED = {"__pycache__", ".ipynb_checkpoints"}  # as nbgrader_config.py's CourseDirectory.ignore
 

@@ -54,7 +54,6 @@ class SubmissionProcess:
         self.import_failure: str | None = None
         self._starts = 0
         self._output = bytearray()
-        self._output_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
@@ -89,7 +88,6 @@ class SubmissionProcess:
         """Read the student's output as it comes; keep only the head and tail, so 100 MB cannot hurt."""
         fd = out_read.fileno()
         while chunk := _read_or_empty(fd):
-            self._output_seen += len(chunk)
             self._output += chunk
             if len(self._output) > 2 * OUTPUT_KEEP_BYTES:
                 del self._output[OUTPUT_KEEP_BYTES:-OUTPUT_KEEP_BYTES]

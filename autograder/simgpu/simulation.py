@@ -85,9 +85,6 @@ class Simulation:
         self.clocks = DeviceClocks(self.n, scale=self.scale)
         self.current_device = 0
 
-    def synchronize_all(self) -> None:
-        for i in range(self.n):
-            self.clocks.wait(i, "synchronize")
 
 
 def _refuse_compile(*args: Any, **kwargs: Any):
