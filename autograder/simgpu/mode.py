@@ -100,16 +100,9 @@ class SimulatedCudaMode(TorchFunctionMode):
             target = self._common_device(func, tensors)
         if target.type != "cuda":
             return func(*args, **kwargs)
-        inputs = {storage_key(t) for t in tensors}
         start = perf_counter()
         out = func(*args, **kwargs)
-        elapsed = perf_counter() - start
-        fresh = False
-        for t in _tensors(out):
-            place(t, target)
-            fresh = fresh or storage_key(t) not in inputs
-        if fresh or _is_inplace(func):  # views launch no kernel
-            self.clocks.charge(target.index, start, self.clocks.device_time(elapsed), _name(func))
+        _place_and_charge(self.clocks, target, tensors, out, start, _name(func), _is_inplace(func))
         return out
 
     def _common_device(self, func, tensors: list[Tensor]) -> torch.device:
@@ -310,16 +303,23 @@ class _BackwardAccounting(TorchDispatchMode):
         start = perf_counter()
         out = func(*args, **kwargs)
         if target is not None:
-            elapsed = perf_counter() - start
-            inputs = {storage_key(t) for t in tensors}
-            fresh = False
-            for t in _tensors(out):
-                if storage_key(t) not in inputs:
-                    place(t, target)
-                    fresh = True
-            if fresh or func._schema.is_mutable:
-                self.clocks.charge(target.index, start, self.clocks.device_time(elapsed), f"backward {func}")
+            _place_and_charge(self.clocks, target, tensors, out, start, f"backward {func}", func._schema.is_mutable)
         return out
+
+
+def _place_and_charge(clocks: DeviceClocks, target: torch.device, inputs: list[Tensor], out: Any, start: float,
+                      name: str, writes_in_place: bool) -> None:
+    """Outputs in new storage live on ``target``; a kernel ran if any did or the op wrote in place (views
+    launch none), and its real CPU time, launched at ``start``, is charged to ``target``'s clock."""
+    elapsed = perf_counter() - start
+    known = {storage_key(t) for t in inputs}
+    fresh = False
+    for t in _tensors(out):
+        if storage_key(t) not in known:
+            place(t, target)
+            fresh = True
+    if fresh or writes_in_place:
+        clocks.charge(target.index, start, clocks.device_time(elapsed), name)
 
 
 def _name(func: Callable) -> str:
