@@ -135,13 +135,9 @@ def copy_bandwidth(src: str = "cuda:0", dst: str = "cuda:1", repeats: int = 50) 
 
 def forward_timing() -> dict[str, Any]:
     """The reference time_forward on real GPUs, and the floor: the two layers' kernels alone (CUDA events)."""
-    import importlib.util
+    from .mutants import load_reference
 
-    from .mutants import REFERENCE
-
-    spec = importlib.util.spec_from_file_location("reference_mp", REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_reference()
     model = module.SimpleMPModel("cuda:0", "cuda:1")
     x = torch.randn(32, 1000, device="cuda:0")
     measured = module.time_forward(model, x, warmup=5, repeats=100)

@@ -8,8 +8,10 @@ Deriving them from the reference keeps them in step with it: an edit that no lon
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from .release import SOLUTIONS_DIR
 
@@ -159,6 +161,14 @@ PIPELINE_MUTANTS = [
        {"pipeline_placement"}),
 ]
 SAMPLES = ["copy_via_host", "no_zero_grad", "bare_sync", "milliseconds"]
+
+
+def load_reference() -> ModuleType:
+    """The reference ``model_parallel`` as a module (trusted code: for timelines and the doctor)."""
+    spec = importlib.util.spec_from_file_location("reference_model_parallel", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def by_name(name: str) -> Mutant:

@@ -121,14 +121,9 @@ def draw(panels: list[tuple[str, list[Busy]]], path: Path, devices: tuple[str, .
 
 def reference_timelines(batch: int = 32, split_size: int = 8) -> list[tuple[str, list[Busy]]]:
     """One forward of the reference SimpleMPModel and PipelinedMPModel (same weights), recorded."""
-    import importlib.util
+    from .mutants import load_reference
 
-    from .release import SOLUTIONS_DIR
-
-    spec = importlib.util.spec_from_file_location("reference_model_parallel",
-                                                  SOLUTIONS_DIR / "practical8" / "model_parallel.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_reference()
     torch.manual_seed(0)
     simple = module.SimpleMPModel("cuda:0", "cuda:1")
     pipelined = module.PipelinedMPModel("cuda:0", "cuda:1", split_size=split_size)
