@@ -7,13 +7,13 @@ from conftest import REPO
 
 from autograder.cli import main
 from autograder.simgpu import simulated_gpus
-from autograder.timeline import idle_fraction, overlap_seconds, reference_timelines
+from autograder.timeline import TIMELINE_SCALE, idle_fraction, overlap_seconds, reference_timelines
 
 BUBBLE_TOLERANCE = 0.10  # the bound: within 10 points of (p-1)/(m+p-1)
 
 
 def test_simple_model_devices_never_overlap():
-    with simulated_gpus(2):
+    with simulated_gpus(2, scale=TIMELINE_SCALE):
         (_, simple), _ = reference_timelines(batch=32, split_size=8)
     assert overlap_seconds(simple) == 0.0
     assert {b.device for b in simple} == {"cuda:0", "cuda:1"}
@@ -22,7 +22,7 @@ def test_simple_model_devices_never_overlap():
 @pytest.mark.parametrize("micro_batches", [4, 8])
 def test_pipelined_model_overlaps_and_its_bubble_matches_the_formula(micro_batches):
     stages, bubbles = 2, []
-    with simulated_gpus(2):
+    with simulated_gpus(2, scale=TIMELINE_SCALE):
         for _ in range(3):  # median of three: the simulated clocks follow the (shared) CPU's real timing
             _, (_, pipelined) = reference_timelines(batch=8 * micro_batches, split_size=8)
             assert overlap_seconds(pipelined) > 0

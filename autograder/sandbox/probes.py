@@ -176,12 +176,11 @@ def time_forward(ctx: Context, devices: list[str], seed: int, warmup: int, repea
 @probe
 def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size: int) -> dict:
     """Part 5: one forward of PipelinedMPModel; outputs, weights, placement and the devices' busy intervals."""
-    from ..simgpu.clock import DEFAULT_SCALE
     from ..simgpu.simulation import active_simulation, simulation_active
-    from ..timeline import overlap_seconds, record
+    from ..timeline import TIMELINE_SCALE, overlap_seconds, record
 
     if simulation_active():  # overlap needs devices slower than the host, as real GPUs are (this request only)
-        active_simulation().clocks.scale = DEFAULT_SCALE
+        active_simulation().clocks.scale = TIMELINE_SCALE
     torch.manual_seed(seed)
     model = ctx.module.PipelinedMPModel(devices[0], devices[1], split_size=split_size)
     x = make_batch(seed, batch, 1000).to(devices[0])
