@@ -15,9 +15,10 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from .grading import CheckResult, Report, grade
+from .grading import CheckResult, Report, grade, resolve_devices
 from .reports import feedback_markdown, write_results
 from .rubric import Rubric
+from .sandbox import start_warm_server
 from .sandbox.limits import Limits
 
 ASSIGNMENT = "practical8"
@@ -108,12 +109,6 @@ def _grade_task(student: str, folder: str, rubric: Rubric, devices: str) -> Repo
     return grade_one_safely(student, Path(folder), rubric, devices, Limits(threads=1))
 
 
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # N pool processes share the cores: one thread each beats oversubscription
-
-
 def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto", jobs: int = 1,
                 force: bool = False, shard: str | None = None) -> list[Report]:
     """Grade every submission under ``root`` (or one shard of them) into ``out_dir``; resumable.
@@ -123,6 +118,7 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto"
     """
     from tqdm import tqdm
 
+    devices = resolve_devices(devices)  # once, here: a missing GPU stops the run before anything is graded
     out_dir.mkdir(parents=True, exist_ok=True)
     submissions = find_submissions(root)
     todo, reports = {}, []
@@ -145,10 +141,11 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto"
             finish(grade_one_safely(student, folder, rubric, devices))
             progress.update()
     else:
-        # Each pool process grades many submissions: it pays the torch import and starts its warm
-        # fork server once. Nothing from student code crosses this pool: only our own Report objects.
+        # Each pool process grades many submissions and starts its warm fork server at once (torch is
+        # imported there, never in the pool process). Nothing from student code crosses this pool: only
+        # our own Report objects.
         spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=start_warm_server) as pool:
             futures = {pool.submit(_grade_task, s, str(f), rubric, devices): s for s, (f, _) in todo.items()}
             for future in as_completed(futures):
                 try:

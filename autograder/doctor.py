@@ -69,17 +69,20 @@ def asynchrony(device: str = "cuda:0") -> dict[str, Any]:
 
 
 def training_numerics(device: str = "cuda:0") -> dict[str, Any]:
-    """Reference SGD on ``device`` vs on the CPU, from the same weights, within the graders' tolerance."""
+    """The reference train() on ``device`` vs the graders' NumPy reference SGD, within their tolerance."""
     from .graders.test_training import LOSS_RTOL, REFERENCE_LR, REFERENCE_STEPS, reference_sgd
-    from .sandbox.probes import make_batches
+    from .mutants import load_reference
+    from .sandbox.inputs import initial_weights, make_batches
+    from .sandbox.probes import load_weights
 
-    torch.manual_seed(0)
-    initial = {"layer1.weight": torch.randn(2000, 1000) * 0.03, "layer1.bias": torch.zeros(2000),
-               "layer2.weight": torch.randn(1000, 2000) * 0.02, "layer2.bias": torch.zeros(1000)}
     batches = make_batches(0, REFERENCE_STEPS, False)
-    cpu_losses, _ = reference_sgd(initial, batches, REFERENCE_LR)
-    gpu_losses, _ = reference_sgd(initial, batches, REFERENCE_LR, device=device)
-    worst = max(abs(a - b) / abs(b) for a, b in zip(gpu_losses, cpu_losses, strict=True))
+    reference = load_reference()
+    model = reference.SimpleMPModel(device, device)
+    load_weights(model, 0)
+    device_losses = reference.train(model, [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches],
+                                    lr=REFERENCE_LR)
+    cpu_losses, _ = reference_sgd(initial_weights(0), batches, REFERENCE_LR)
+    worst = max(abs(a - b) / abs(b) for a, b in zip(device_losses, cpu_losses, strict=True))
     return {"device": device, "max_relative_difference": worst, "tolerance": LOSS_RTOL, "ok": worst <= LOSS_RTOL}
 
 

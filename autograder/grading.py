@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .rubric import Check, Rubric, RubricError
-from .sandbox import SubmissionProcess
+from .sandbox import SubmissionProcess, start_warm_server
 from .sandbox.limits import Limits
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
@@ -63,6 +63,10 @@ class Report:
 
 def resolve_devices(choice: str) -> str:
     """auto -> real GPUs when two are present, else the simulation; cuda refuses to simulate."""
+    if choice not in ("auto", "cuda", "sim"):
+        raise ValueError(f"devices must be auto, cuda or sim; got {choice!r}")
+    if choice == "sim":
+        return "sim"  # no GPU to look for: this process need not import torch at all
     import torch
 
     from .simgpu.simulation import simulation_active
@@ -74,9 +78,7 @@ def resolve_devices(choice: str) -> str:
             f"--devices cuda needs two CUDA GPUs, but this machine has {count} (torch {torch.__version__}, "
             f"CUDA {torch.version.cuda or 'not built in'}). Nothing was graded; run on a two-GPU machine, or "
             "use --devices sim to grade on simulated GPUs.")
-    if choice not in ("auto", "cuda", "sim"):
-        raise ValueError(f"devices must be auto, cuda or sim; got {choice!r}")
-    return "cuda" if choice == "cuda" or (choice == "auto" and count >= 2) else "sim"
+    return "cuda" if count >= 2 else "sim"
 
 
 class GradingPlugin:
@@ -159,6 +161,7 @@ def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto", limits: L
     if not (submission_dir / "model_parallel.py").is_file():
         raise FileNotFoundError(f"{submission_dir}: no model_parallel.py here. Point to the folder that holds "
                                 "the student's model_parallel.py.")
+    start_warm_server()  # imports torch there while this process resolves the devices and loads the graders
     mode = resolve_devices(devices)
     protect_private_files()
     with SubmissionProcess(submission_dir, mode, limits, budget_s=rubric.submission_timeout) as submission:

@@ -8,15 +8,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from .simgpu import Simulation
-from .simgpu import simulated_gpus as _simulated_gpus
-
 
 @pytest.fixture
-def simulated_gpus() -> Iterator[Simulation]:
-    """Two simulated CUDA devices for the duration of one test."""
+def simulated_gpus() -> Iterator[Any]:
+    """Two simulated CUDA devices (a ``Simulation``) for the duration of one test."""
+    from .simgpu import simulated_gpus as _simulated_gpus  # here: loading pytest must not import torch
+
     with _simulated_gpus(2) as sim:
         yield sim

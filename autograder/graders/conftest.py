@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from autograder.sandbox import ProbeFailed
+from autograder.sandbox.inputs import SEED, initial_weights
 
 DEVICES = ("cuda:0", "cuda:1")  # the same names on real GPUs and on the simulation
-SEED = 1234
+__all__ = ["DEVICES", "SEED", "require_layers", "unsplit_forward"]
 
 
 @pytest.fixture(scope="session")
@@ -41,5 +43,19 @@ def observe(grading, request) -> Callable[..., dict]:
 
 
 @pytest.fixture
-def load_tensors(grading) -> Callable[[str], dict]:
-    return grading.submission.load_tensors
+def load_arrays(grading) -> Callable[[str], dict[str, np.ndarray]]:
+    return grading.submission.load_arrays
+
+
+def require_layers(observed: dict) -> None:
+    """Probes that compute put the graders' initial weights into layer1/layer2: fail if there were none."""
+    assert not observed["not_loaded"], (
+        f"The model has no {', '.join(observed['not_loaded'])} of the expected shape; it needs "
+        "self.layer1 = nn.Linear(1000, 2000) and self.layer2 = nn.Linear(2000, 1000).")
+
+
+def unsplit_forward(x: np.ndarray, seed: int = SEED) -> np.ndarray:
+    """relu(W2 relu(W1 x + b1) + b2) with the graders' initial weights: what every forward must return."""
+    w = initial_weights(seed)
+    hidden = np.maximum(x @ w["layer1.weight"].T + w["layer1.bias"], 0)
+    return np.maximum(hidden @ w["layer2.weight"].T + w["layer2.bias"], 0)

@@ -34,13 +34,12 @@ def test_placement(observe, devices):
 @pytest.mark.check("honors_devices")
 def test_honors_devices(observe, devices):
     swapped = [devices[1], devices[0]]
-    built = observe("build", devices=swapped, seed=SEED)
+    built = observe("build", devices=swapped, seed=SEED, forward_batch=4)
     try:
         _check_layers(built["params"], *swapped)
     except AssertionError as exc:
         raise AssertionError(f"With SimpleMPModel(device0='{swapped[0]}', device1='{swapped[1]}'): {exc} "
                              "Use the constructor's arguments, not hard-coded 'cuda:0'/'cuda:1'.") from None
-    run = observe("forward", devices=swapped, seed=SEED, batch_sizes=[4])["runs"][0]
-    assert run["output_device"] == swapped[1], (
-        f"With device1='{swapped[1]}' the output is on {run['output_device']}; expected {swapped[1]}. "
+    assert built["output_device"] == swapped[1], (
+        f"With device1='{swapped[1]}' the output is on {built['output_device']}; expected {swapped[1]}. "
         "Move the activation with `.to(self.device1)`, not to a fixed device.")

@@ -1,8 +1,9 @@
 """The trusted side of the sandbox: start the submission's process, send probes, read plain replies.
 
 A probe that crashes the process or runs past its time limit costs that probe only: the process is
-killed and a fresh one serves the next probe. Replies are JSON; tensors come back as files read with
-``torch.load(weights_only=True)``, which cannot run code.
+killed and a fresh one serves the next probe. Replies are JSON; tensors come back as .npz files read
+with ``numpy.load(allow_pickle=False)``, which cannot run code. This side never imports torch: grading
+starts while the warm server is still importing it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
 from .limits import Limits
 
@@ -33,6 +34,15 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 # The server imports torch and the probes (and warms the optimizer) once; each submission is forked from it.
 # It never initialises CUDA, so forked children can still use the GPUs.
 _CONTEXT.set_forkserver_preload(["autograder.sandbox.worker"])
+
+
+def start_warm_server() -> None:
+    """Start the warm server now: it needs seconds to import torch, and can do so while this process
+    loads pytest and the graders. Idempotent; the first submission would start it anyway."""
+    from multiprocessing import forkserver
+
+    with _no_main_module():
+        forkserver.ensure_running()
 
 
 class ProbeFailed(Exception):
@@ -95,12 +105,13 @@ class SubmissionProcess:
 
     def _stop(self) -> None:
         if self.proc is not None:
-            if self.proc.exitcode is None:
+            if self.proc.pid is not None and self.proc.exitcode is None:
                 with _suppress():
                     os.killpg(self.proc.pid, signal.SIGKILL)  # the child leads its own session
                 with _suppress():
                     self.proc.kill()
-            self.proc.join(5)
+            if self.proc.pid is not None:
+                self.proc.join(5)
             for conn in (self._requests, self._replies):
                 conn.close()
         self.proc = None
@@ -206,13 +217,17 @@ class SubmissionProcess:
         text = bytes(self._output).decode("utf-8", "replace").strip()
         return text[-OUTPUT_KEEP_BYTES:]
 
-    def load_tensors(self, filename: str) -> dict[str, torch.Tensor]:
-        """Tensors a probe saved; ``weights_only=True`` refuses anything but plain tensors and containers."""
+    def load_arrays(self, filename: str) -> dict[str, np.ndarray]:
+        """Arrays a probe saved (.npz); ``allow_pickle=False`` refuses anything but plain numeric arrays."""
         path = self.scratch / Path(filename).name
-        data = torch.load(path, weights_only=True)
-        if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-            raise ProbeFailed(f"{filename}: expected a dict of tensors from the probe")
-        return data
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except Exception as exc:  # noqa: BLE001 - the file sat in the student's scratch folder: anything goes
+            raise ProbeFailed(f"The observations of your code could not be read back ({exc}).") from None
+        if not all(a.dtype.kind == "f" for a in arrays.values()):
+            raise ProbeFailed(f"{filename}: expected float arrays from the probe")
+        return arrays
 
 
 _ENTRY_POINTS = {

@@ -1,7 +1,7 @@
 """Trusted probes: run inside the submission's process, call the student's code, return plain data.
 
 Each probe takes JSON arguments and returns a JSON-able dict; tensors go through ``save_tensors`` (files
-read back with ``torch.load(weights_only=True)``). Probes observe; they never judge - the graders do,
+read back with ``numpy.load(allow_pickle=False)``). Probes observe; they never judge - the graders do,
 in the trusted process. ``log`` is the transfer/sync log (simulated clocks, or ``CudaRecorder``).
 """
 
@@ -15,7 +15,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+from . import inputs
 
 PROBES: dict[str, Callable[..., dict]] = {}
 _FILE_NUMBERS = itertools.count()
@@ -29,9 +32,10 @@ class Context:
         self.module, self.log, self.scratch, self.clock_reads = module, log, scratch, clock_reads
 
     def save_tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> str:
-        plain = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
-        path = self.scratch / f"{name}-{next(_FILE_NUMBERS)}.pt"  # cached replies keep pointing at their own files
-        torch.save(plain, path)
+        """Tensors as plain float arrays in an .npz file (no pickle in it); returns the file's name."""
+        plain = {k: v.detach().to("cpu", copy=True).float().numpy() for k, v in tensors.items()}
+        path = self.scratch / f"{name}-{next(_FILE_NUMBERS)}.npz"  # cached replies keep pointing at their own files
+        np.savez(path, **plain)
         return path.name
 
     def build(self, devices: list[str], seed: int) -> torch.nn.Module:
@@ -54,36 +58,49 @@ _TENSOR_DEVICE = torch._C.TensorBase.device.__get__
 
 
 def make_batch(seed: int, *shape: int) -> torch.Tensor:
-    """A CPU batch the graders can regenerate bit-for-bit in the trusted process."""
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    """``inputs.make_batch`` as a CPU tensor (the graders regenerate the same array)."""
+    return torch.from_numpy(inputs.make_batch(seed, *shape))
 
 
 def make_batches(seed: int, steps: int, fixed: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``steps`` (x, y) pairs of (32, 1000); targets are >= 0 (reachable through the final ReLU)."""
-    seeds = [seed + (0 if fixed else i) for i in range(steps)]
-    return [(make_batch(s, 32, 1000), make_batch(s + 1000, 32, 1000).relu()) for s in seeds]
+    return [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in inputs.make_batches(seed, steps, fixed)]
 
 
-def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p for name, p in model.named_parameters()}
+def load_weights(model: torch.nn.Module, seed: int) -> list[str]:
+    """Put ``inputs.initial_weights(seed)`` into the model's parameters of the same name and shape, on
+    their own devices; return the names that could not take them (missing, or another shape)."""
+    params, weights = dict(model.named_parameters()), inputs.initial_weights(seed)
+    not_loaded = [name for name, value in weights.items() if name not in params or params[name].shape != value.shape]
+    with torch.no_grad():
+        for name, value in weights.items():
+            if name not in not_loaded:
+                params[name].copy_(torch.from_numpy(value.copy()))
+    return not_loaded
 
 
 @probe
-def build(ctx: Context, devices: list[str], seed: int) -> dict:
-    """Construct the model; report every parameter's shape and device and the device attributes."""
+def build(ctx: Context, devices: list[str], seed: int, forward_batch: int | None = None) -> dict:
+    """Construct the model; report every parameter's shape and device and the device attributes, and
+    (``forward_batch``) where the output of one forward of that many rows lands."""
     model = ctx.build(devices, seed)
-    return {
+    observed = {
         "params": {name: {"device": _device(p), "shape": list(p.shape)} for name, p in model.named_parameters()},
         "device0": repr(getattr(model, "device0", None)),
         "device1": repr(getattr(model, "device1", None)),
     }
+    if forward_batch is not None:
+        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+            out = model(make_batch(seed, forward_batch, 1000))
+        observed["output_device"] = _device(out) if isinstance(out, torch.Tensor) else repr(out)[:200]
+    return observed
 
 
 @probe
 def forward(ctx: Context, devices: list[str], seed: int, batch_sizes: list[int], trace: bool = False) -> dict:
-    """Forward CPU batches; report outputs, their device, the transfers of each forward, the weights."""
+    """Forward CPU batches through the model holding ``initial_weights(seed)``; report outputs, their
+    device, the transfers of each forward and the layer parameters that could not take those weights."""
     model = ctx.build(devices, seed)
-    runs, outputs = [], {}
+    not_loaded, runs, outputs = load_weights(model, seed), [], {}
     for b in batch_sizes:
         x = make_batch(seed + b, b, 1000)
         first = len(ctx.log.transfers)
@@ -94,20 +111,21 @@ def forward(ctx: Context, devices: list[str], seed: int, batch_sizes: list[int],
                      "transfers": [asdict(t) for t in ctx.log.transfers[first:]], "printed": printed.getvalue()[:2000]})
         if isinstance(out, torch.Tensor):
             outputs[f"batch{b}"] = out
-    return {"runs": runs, "outputs": ctx.save_tensors("outputs", outputs),
-            "weights": ctx.save_tensors("weights", _weights(model))}
+    return {"runs": runs, "outputs": ctx.save_tensors("outputs", outputs), "not_loaded": not_loaded}
 
 
 @probe
-def train(ctx: Context, devices: list[str], seed: int, steps: int, lr: float | None, fixed: bool) -> dict:
-    """Call the student's train() on CPU batches; report the losses, the initial weights and grad devices."""
+def train(ctx: Context, devices: list[str], seed: int, steps: int, lr: float | None, fixed: bool,
+          final_weights: bool = False) -> dict:
+    """Call the student's train() on CPU batches, from ``initial_weights(seed)``; report the losses, the
+    devices of parameters and gradients and (``final_weights``) the weights it ends with."""
     model = ctx.build(devices, seed)
-    initial = ctx.save_tensors("initial", _weights(model))
+    not_loaded = load_weights(model, seed)
     batches = make_batches(seed, steps, fixed)
     losses = ctx.module.train(model, batches) if lr is None else ctx.module.train(model, batches, lr=lr)
     return {
-        "initial": initial,
-        "final": ctx.save_tensors("final", _weights(model)),
+        "not_loaded": not_loaded,
+        "final": ctx.save_tensors("final", dict(model.named_parameters())) if final_weights else None,
         "losses": [x if isinstance(x, (int, float)) else repr(type(x).__name__) for x in losses]
         if isinstance(losses, (list, tuple)) else repr(type(losses).__name__),
         "param_devices": {n: _device(p) for n, p in model.named_parameters()},
@@ -117,7 +135,7 @@ def train(ctx: Context, devices: list[str], seed: int, steps: int, lr: float | N
 
 def _sleep_cycles(seconds: float, device: torch.device) -> int:
     """How many ``torch.cuda._sleep`` cycles last ``seconds`` on ``device`` (calibrated with CUDA events)."""
-    probe_cycles = 10_000_000
+    probe_cycles = 2_000_000  # 2 ms on the simulation, ~1 ms on a real GPU: enough for CUDA events
     with torch.cuda.device(device):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
@@ -175,7 +193,8 @@ def time_forward(ctx: Context, devices: list[str], seed: int, warmup: int, repea
 
 @probe
 def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size: int) -> dict:
-    """Part 5: one forward of PipelinedMPModel; outputs, weights, placement and the devices' busy intervals."""
+    """Part 5: one forward of PipelinedMPModel holding ``initial_weights(seed)``; the output, placement and
+    the devices' busy intervals."""
     from ..simgpu.simulation import active_simulation, simulation_active
     from ..timeline import TIMELINE_SCALE, overlap_seconds, record
 
@@ -183,6 +202,7 @@ def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size
         active_simulation().clocks.scale = TIMELINE_SCALE
     torch.manual_seed(seed)
     model = ctx.module.PipelinedMPModel(devices[0], devices[1], split_size=split_size)
+    not_loaded = load_weights(model, seed)
     x = make_batch(seed, batch, 1000).to(devices[0])
     outputs = {}
     with torch.no_grad():
@@ -193,7 +213,7 @@ def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size
         "params": {name: _device(p) for name, p in model.named_parameters()},
         "output_device": _device(out) if isinstance(out, torch.Tensor) else repr(out)[:200],
         "output": ctx.save_tensors("pipeline_output", {"out": out}) if isinstance(out, torch.Tensor) else None,
-        "weights": ctx.save_tensors("pipeline_weights", _weights(model)),
+        "not_loaded": not_loaded,
         "overlap_s": overlap_seconds(busy, devices[0], devices[1]),
         "span_s": max((b.end for b in busy), default=0.0),
     }

@@ -1,0 +1,40 @@
+"""What the graders feed the student's code: seeded batches and the layers' initial weights.
+
+NumPy only, so both sides make them bit for bit alike without exchanging them: the submission's
+process wraps them with ``torch.from_numpy``, and the trusted grading process (which never imports
+torch, so it starts in a fraction of a second) computes its expectations from the same arrays.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+SEED = 1234  # the graders' seed: models, batches and the initial weights all derive from it
+LAYER_SHAPES = {"layer1.weight": (2000, 1000), "layer1.bias": (2000,),
+                "layer2.weight": (1000, 2000), "layer2.bias": (1000,)}
+
+
+def make_batch(seed: int, *shape: int) -> np.ndarray:
+    """A float32 standard-normal batch."""
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+def make_batches(seed: int, steps: int, fixed: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``steps`` (x, y) pairs of (32, 1000); targets are >= 0 (reachable through the final ReLU)."""
+    seeds = [seed + (0 if fixed else i) for i in range(steps)]
+    return [(make_batch(s, 32, 1000), np.maximum(make_batch(s + 1000, 32, 1000), 0)) for s in seeds]
+
+
+@functools.lru_cache(maxsize=4)
+def initial_weights(seed: int) -> dict[str, np.ndarray]:
+    """The weights the graders put into layer1 and layer2 before running them: nn.Linear's own init
+    distribution, U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Cached (read-only): made once per process."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, shape in LAYER_SHAPES.items():
+        bound = np.float32(1 / np.sqrt(LAYER_SHAPES[name.split(".")[0] + ".weight"][1]))
+        weights[name] = rng.uniform(-bound, bound, shape).astype(np.float32)
+        weights[name].flags.writeable = False
+    return weights
