@@ -23,9 +23,14 @@ from .sandbox.limits import Limits
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
 TIMEOUT_MARGIN_S = 15  # pytest-timeout is the outer guard; the probe's own limit normally fires first
 PLUGIN_NAME = "practical8-grading"
-# pytest plugins the graders do not use; unraisableexception alone costs a 0.3 s gc.collect() per submission.
-_NOT_NEEDED = [arg for name in ("cacheprovider", "warnings", "unraisableexception", "threadexception",
-                                "logging", "faulthandler", "autograder_simgpu") for arg in ("-p", f"no:{name}")]
+# The graders' pytest session loads only the plugins it uses: no third-party plugin installed on the grading
+# machine can change a verdict, and the session starts faster (entry points are not scanned for each one).
+_PLUGINS = ["-p", "pytest_timeout"]
+# Built-in plugins the graders do not use; unraisableexception alone costs a 0.3 s gc.collect() per submission.
+_NOT_NEEDED = [arg for name in ("cacheprovider", "warnings", "unraisableexception", "threadexception", "logging",
+                                "faulthandler", "doctest", "junitxml", "pastebin", "setuponly", "setupplan",
+                                "stepwise", "unittest", "tmpdir", "monkeypatch", "recwarn", "debugging",
+                                "legacypath") for arg in ("-p", f"no:{name}")]
 
 
 class DevicesUnavailable(RuntimeError):
@@ -167,7 +172,7 @@ def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto", limits: L
     with SubmissionProcess(submission_dir, mode, limits, budget_s=rubric.submission_timeout) as submission:
         plugin = GradingPlugin(rubric, submission)
         args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
-                "-s", "--tb=no", "--no-header", *_NOT_NEEDED]
+                "-s", "--tb=no", "--no-header", *_PLUGINS, *_NOT_NEEDED]
         with contextlib.redirect_stdout(io.StringIO()), _quiet_env():
             pytest.main(args, plugins=[_Named(plugin)])
     if plugin.error:
@@ -193,9 +198,13 @@ class _Named:
 
 @contextlib.contextmanager
 def _quiet_env() -> Any:
-    saved = os.environ.pop("PYTEST_ADDOPTS", None)
+    """No PYTEST_ADDOPTS from the caller's environment, and no plugin autoloading, during grading."""
+    saved = {name: os.environ.pop(name, None) for name in ("PYTEST_ADDOPTS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")}
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
         yield
     finally:
-        if saved is not None:
-            os.environ["PYTEST_ADDOPTS"] = saved
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value

@@ -12,7 +12,7 @@ from autograder.sandbox.inputs import initial_weights, make_batches
 LOSS_RTOL = 2e-4  # sim is bit-exact to CPU; fp32 GPU kernels differ by ~1e-6 relative
 WEIGHT_RTOL, WEIGHT_ATOL = 1e-4, 1e-6
 REFERENCE_LR, REFERENCE_STEPS = 0.2, 4
-FIXED_LR, FIXED_STEPS, REQUIRED_DROP = 0.5, 5, 0.95  # reference: 0.454 -> 0.418 (-8%) in 5 steps
+FIXED_LR, FIXED_STEPS, REQUIRED_DROP = 0.5, 5, 0.95  # reference: 0.457 -> 0.421 (-8%) in 5 steps
 
 
 def _losses(observed: dict, steps: int) -> list[float]:
