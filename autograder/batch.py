@@ -11,11 +11,13 @@ import csv
 import hashlib
 import json
 import multiprocessing
+import os
+import queue
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .grading import CheckResult, Report, grade, resolve_devices
+from .grading import CheckResult, Report, grade_all, resolve_devices
 from .reports import feedback_markdown, write_results
 from .rubric import Rubric
 from .sandbox import start_warm_server
@@ -40,18 +42,31 @@ def find_submissions(root: Path, assignment: str = ASSIGNMENT) -> dict[str, Path
     return found
 
 
-def grade_one_safely(student: str, folder: Path, rubric: Rubric, devices: str, limits: Limits | None = None) -> Report:
-    """Grade one student; whatever goes wrong becomes that student's failed checks, with the reason."""
-    if not (folder / MODULE_FILE).is_file():
-        return _all_failed(student, rubric, devices, f"No {MODULE_FILE} was found in your submission "
-                                                     f"({folder.name}/); submit the file with this exact name.")
+def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, devices: str, limits: Limits | None,
+                 on_report: Callable[[Report], None]) -> None:
+    """Grade each ``(student, folder)`` in one graders' session; never raises: whatever goes wrong becomes
+    the affected students' failed checks, with the reason, and ``on_report`` gets every student's report."""
+    pending, in_flight = iter(todo), []
+
+    def gradable() -> Iterable[tuple[str, Path]]:
+        for student, folder in pending:
+            if not (folder / MODULE_FILE).is_file():
+                on_report(_all_failed(student, rubric, devices, f"No {MODULE_FILE} was found in your submission "
+                                      f"({folder.name}/); submit the file with this exact name."))
+                continue
+            in_flight[:] = [student]
+            yield student, folder
+
+    def reported(report: Report) -> None:
+        in_flight.clear()
+        on_report(report)
+
     try:
-        report = grade(folder, rubric, devices, limits)
-    except Exception as exc:  # noqa: BLE001 - one broken submission must not take the batch down
-        return _all_failed(student, rubric, devices, f"Grading could not run ({type(exc).__name__}: {exc}). "
-                                                     "Ask your instructor to look at this submission.")
-    report.submission = student
-    return report
+        grade_all(gradable(), rubric, devices, limits, reported)
+    except Exception as exc:  # noqa: BLE001 - the graders could not run at all: say so to everyone left
+        why = f"Grading could not run ({type(exc).__name__}: {exc}). Ask your instructor to look at this submission."
+        for student in [*in_flight, *(student for student, _ in pending)]:
+            on_report(_all_failed(student, rubric, devices, why))
 
 
 def _all_failed(student: str, rubric: Rubric, devices: str, why: str) -> Report:
@@ -105,8 +120,65 @@ def select_shard(students: list[str], shard: str | None) -> list[str]:
     return students[index - 1::count]
 
 
-def _grade_task(student: str, folder: str, rubric: Rubric, devices: str) -> Report:
-    return grade_one_safely(student, Path(folder), rubric, devices, Limits(threads=1))
+def _serve_queue(tasks, results, rubric: Rubric, devices: str) -> None:
+    """A pool process: one graders' session for every student it takes from ``tasks`` (until None)."""
+    start_warm_server()  # first: it imports torch while this process loads pytest and the graders
+    me = os.getpid()
+
+    def todo() -> Iterable[tuple[str, Path]]:
+        while (task := tasks.get()) is not None:
+            results.put(("started", me, task[0]))
+            yield task[0], Path(task[1])
+
+    # N pool processes share the cores: one torch thread per submission beats oversubscription.
+    grade_stream(todo(), rubric, devices, Limits(threads=1), lambda report: results.put(("done", me, report)))
+
+
+def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: int,
+                   on_report: Callable[[Report], None]) -> None:
+    """Grade ``todo`` in ``jobs`` processes that pull students from one queue; each report arrives as soon
+    as it is made. Nothing from student code crosses these queues: only names and our own Reports."""
+    spawn = multiprocessing.get_context("spawn")
+    tasks, results = spawn.Queue(), spawn.Queue()
+    for student, folder in todo.items():
+        tasks.put((student, str(folder)))
+    for _ in range(jobs):
+        tasks.put(None)
+    workers = [spawn.Process(target=_serve_queue, args=(tasks, results, rubric, devices)) for _ in range(jobs)]
+    blas = os.environ.get("OPENBLAS_NUM_THREADS")
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # small products in the graders: helper threads would only spin
+    try:
+        for worker in workers:
+            worker.start()
+    finally:
+        os.environ.pop("OPENBLAS_NUM_THREADS")
+        if blas is not None:
+            os.environ["OPENBLAS_NUM_THREADS"] = blas
+    left, in_flight = set(todo), {}
+    try:
+        while left:
+            try:
+                kind, pid, payload = results.get(timeout=1.0)
+            except queue.Empty:
+                alive = {w.pid for w in workers if w.is_alive()}
+                lost = [s for pid, s in in_flight.items() if pid not in alive] + ([] if alive else sorted(left))
+                for student in dict.fromkeys(lost):  # a grading process died (not the student's: ours)
+                    in_flight = {pid: s for pid, s in in_flight.items() if s != student}
+                    left.discard(student)
+                    on_report(_all_failed(student, rubric, devices, "Grading could not run (the grading process "
+                                                                    "stopped). Ask your instructor to grade it again."))
+                continue
+            if kind == "started":
+                in_flight[pid] = payload
+            elif payload.submission in left:
+                in_flight.pop(pid, None)
+                left.discard(payload.submission)
+                on_report(payload)
+    finally:
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
 
 
 def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto", jobs: int = 1,
@@ -136,25 +208,16 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto"
         reports.append(report)
 
     progress = tqdm(total=len(todo), desc="grading", unit="submission")
+
+    def on_report(report: Report) -> None:
+        finish(report)
+        progress.update()
+
+    folders = {student: folder for student, (folder, _) in todo.items()}
     if jobs <= 1 or len(todo) <= 1:
-        for student, (folder, _) in todo.items():
-            finish(grade_one_safely(student, folder, rubric, devices))
-            progress.update()
+        grade_stream(folders.items(), rubric, devices, None, on_report)
     else:
-        # Each pool process grades many submissions and starts its warm fork server at once (torch is
-        # imported there, never in the pool process). Nothing from student code crosses this pool: only
-        # our own Report objects.
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=start_warm_server) as pool:
-            futures = {pool.submit(_grade_task, s, str(f), rubric, devices): s for s, (f, _) in todo.items()}
-            for future in as_completed(futures):
-                try:
-                    report = future.result()
-                except Exception as exc:  # noqa: BLE001 - a dead pool process costs its submission only
-                    report = _all_failed(futures[future], rubric, devices,
-                                         f"Grading could not run ({type(exc).__name__}). Ask your instructor.")
-                finish(report)
-                progress.update()
+        _grade_in_pool(folders, rubric, devices, jobs, on_report)
     progress.close()
     write_summary(out_dir, rubric)
     return reports

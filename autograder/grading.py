@@ -1,8 +1,9 @@
-"""Grade one submission: run the hidden pytest graders against it and collect one verdict per check.
+"""Grade submissions: run the hidden pytest graders against each and collect one verdict per check.
 
     report = grade(Path("submission/"), load_rubric(), devices="auto")
+    grade_all([("alice", Path("alice/")), ...], rubric, "sim", on_report=print)   # one pytest session
 
-The graders run here, in the trusted process; the submission runs in its own process (``sandbox``).
+The graders run here, in the trusted process; each submission runs in its own process (``sandbox``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,12 +89,45 @@ def resolve_devices(choice: str) -> str:
 
 
 class GradingPlugin:
-    """Binds the graders to one submission and collects a verdict per rubric check."""
+    """Runs the graders' items once per submission, in one pytest session, and collects a verdict per check.
 
-    def __init__(self, rubric: Rubric, submission: SubmissionProcess) -> None:
-        self.rubric, self.submission = rubric, submission
+    The session (configuration, plugins, fixtures, collection) is set up once however many submissions
+    pass through it; ``submission`` is the one being graded, read by the graders' ``observe`` fixture.
+    """
+
+    def __init__(self, rubric: Rubric, mode: str, limits: Limits | None,
+                 submissions: Iterable[tuple[str, Path]], on_report: Callable[[Report], None]) -> None:
+        self.rubric, self.mode, self.limits = rubric, mode, limits
+        self.submissions, self.on_report = submissions, on_report
+        self.submission: SubmissionProcess | None = None
         self.outcomes: dict[str, tuple[bool, str]] = {}
         self.error: str | None = None
+        self.reported = 0
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        for name, folder in self.submissions:
+            self.on_report(self._grade_one(session.items, name, Path(folder)))
+            self.reported += 1
+        return True
+
+    def _grade_one(self, items: list[pytest.Item], name: str, folder: Path) -> Report:
+        self.outcomes = {}
+        try:
+            with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout) as submission:
+                self.submission = submission
+                for i, item in enumerate(items):  # what pytest's own loop does, once per submission
+                    item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
+        except Exception as exc:  # noqa: BLE001 - this submission's checks fail with the reason; the next goes on
+            self.outcomes = {c.id: (False, f"Grading could not run ({type(exc).__name__}: {exc}). Ask your "
+                                           "instructor to look at this submission.") for c in self.rubric.enabled}
+        finally:
+            self.submission = None
+        report = Report(name, self.mode)
+        for check in self.rubric.enabled:
+            passed, message = self.outcomes.get(check.id, (False, "The check did not run."))
+            report.results.append(CheckResult(check, passed, message))
+        return report
 
     def timeout_for(self, item: pytest.Item) -> float:
         return self.rubric.check(_check_id(item)).timeout
@@ -166,24 +201,31 @@ def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto", limits: L
     if not (submission_dir / "model_parallel.py").is_file():
         raise FileNotFoundError(f"{submission_dir}: no model_parallel.py here. Point to the folder that holds "
                                 "the student's model_parallel.py.")
+    reports: list[Report] = []
+    grade_all([(str(submission_dir), submission_dir)], rubric, devices, limits, reports.append)
+    return reports[0]
+
+
+def grade_all(submissions: Iterable[tuple[str, Path]], rubric: Rubric, devices: str = "auto",
+              limits: Limits | None = None, on_report: Callable[[Report], None] = lambda report: None) -> None:
+    """Grade each ``(name, folder)`` in turn, in one pytest session; ``on_report`` gets each report at once.
+
+    ``submissions`` may be a generator (a queue of work): it is read one submission at a time. A submission
+    that cannot be graded gets a report saying why; a broken rubric or graders stop everything (RubricError).
+    """
     start_warm_server()  # imports torch there while this process resolves the devices and loads the graders
     mode = resolve_devices(devices)
     protect_private_files()
-    with SubmissionProcess(submission_dir, mode, limits, budget_s=rubric.submission_timeout) as submission:
-        plugin = GradingPlugin(rubric, submission)
-        args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
-                "-s", "--tb=no", "--no-header", *_PLUGINS, *_NOT_NEEDED]
-        with contextlib.redirect_stdout(io.StringIO()), _quiet_env():
-            pytest.main(args, plugins=[_Named(plugin)])
+    plugin = GradingPlugin(rubric, mode, limits, submissions, on_report)
+    args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
+            "-s", "--tb=no", "--no-header", *_PLUGINS, *_NOT_NEEDED]
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_env():
+        exit_code = pytest.main(args, plugins=[_Named(plugin)])
     if plugin.error:
         raise RubricError(plugin.error)
-    if not plugin.outcomes and rubric.enabled:
-        raise RuntimeError(f"the graders in {GRADERS_DIR} ran no checks; grading could not run")
-    report = Report(str(submission_dir), mode)
-    for check in rubric.enabled:
-        passed, message = plugin.outcomes.get(check.id, (False, "The check did not run."))
-        report.results.append(CheckResult(check, passed, message))
-    return report
+    if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise RuntimeError(f"the graders' pytest session in {GRADERS_DIR} stopped ({exit_code.name}) after "
+                           f"{plugin.reported} submission(s); grading could not run")
 
 
 class _Named:
