@@ -64,13 +64,20 @@ def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, devices: str,
     try:
         grade_all(gradable(), rubric, devices, limits, reported)
     except Exception as exc:  # noqa: BLE001 - the graders could not run at all: say so to everyone left
-        why = f"Grading could not run ({type(exc).__name__}: {exc}). Ask your instructor to look at this submission."
+        why = f"Grading could not run ({type(exc).__name__}: {exc}). Ask your instructor to grade it again."
         for student in [*in_flight, *(student for student, _ in pending)]:
-            on_report(_all_failed(student, rubric, devices, why))
+            on_report(_not_graded(student, rubric, devices, why))
 
 
 def _all_failed(student: str, rubric: Rubric, devices: str, why: str) -> Report:
     return Report(student, devices, [CheckResult(c, False, why) for c in rubric.enabled])
+
+
+def _not_graded(student: str, rubric: Rubric, devices: str, why: str) -> Report:
+    """Grading itself failed (not the student's code): every check fails with ``why``; a re-run grades again."""
+    report = _all_failed(student, rubric, devices, why)
+    report.not_graded = why
+    return report
 
 
 def write_student(report: Report, out_dir: Path) -> None:
@@ -135,7 +142,7 @@ def _serve_queue(tasks, results, rubric: Rubric, devices: str) -> None:
 
 
 def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: int,
-                   on_report: Callable[[Report], None]) -> None:
+                   on_report: Callable[[Report], None], serve: Callable[..., None] = _serve_queue) -> None:
     """Grade ``todo`` in ``jobs`` processes that pull students from one queue; each report arrives as soon
     as it is made. Nothing from student code crosses these queues: only names and our own Reports."""
     spawn = multiprocessing.get_context("spawn")
@@ -144,7 +151,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: in
         tasks.put((student, str(folder)))
     for _ in range(jobs):
         tasks.put(None)
-    workers = [spawn.Process(target=_serve_queue, args=(tasks, results, rubric, devices)) for _ in range(jobs)]
+    workers = [spawn.Process(target=serve, args=(tasks, results, rubric, devices)) for _ in range(jobs)]
     blas = os.environ.get("OPENBLAS_NUM_THREADS")
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # small products in the graders: helper threads would only spin
     try:
@@ -165,7 +172,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: in
                 for student in dict.fromkeys(lost):  # a grading process died (not the student's: ours)
                     in_flight = {pid: s for pid, s in in_flight.items() if s != student}
                     left.discard(student)
-                    on_report(_all_failed(student, rubric, devices, "Grading could not run (the grading process "
+                    on_report(_not_graded(student, rubric, devices, "Grading could not run (the grading process "
                                                                     "stopped). Ask your instructor to grade it again."))
                 continue
             if kind == "started":
@@ -186,7 +193,8 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto"
     """Grade every submission under ``root`` (or one shard of them) into ``out_dir``; resumable.
 
     Each student's files are written the moment that student is graded, so an interrupted run loses
-    nothing; a re-run skips students whose fingerprint is unchanged (``force`` re-grades them).
+    nothing; a re-run skips students whose fingerprint is unchanged (``force`` re-grades them) and grades
+    again those whose grading could not run.
     """
     from tqdm import tqdm
 
@@ -204,7 +212,11 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto"
 
     def finish(report: Report) -> None:
         write_student(report, out_dir)
-        (out_dir / report.submission / "fingerprint").write_text(todo[report.submission][1])
+        stamp = out_dir / report.submission / "fingerprint"
+        if report.not_graded:  # our failure, not the student's: the next run grades this student again
+            stamp.unlink(missing_ok=True)
+        else:
+            stamp.write_text(todo[report.submission][1])
         reports.append(report)
 
     progress = tqdm(total=len(todo), desc="grading", unit="submission")

@@ -55,6 +55,7 @@ class Report:
     submission: str
     devices: str
     results: list[CheckResult] = field(default_factory=list)
+    not_graded: str | None = None  # why grading itself could not run (ours, not the student's): grade it again
 
     @property
     def score(self) -> float:
@@ -119,11 +120,13 @@ class GradingPlugin:
                 for i, item in enumerate(items):  # what pytest's own loop does, once per submission
                     item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
         except Exception as exc:  # noqa: BLE001 - this submission's checks fail with the reason; the next goes on
-            self.outcomes = {c.id: (False, f"Grading could not run ({type(exc).__name__}: {exc}). Ask your "
-                                           "instructor to look at this submission.") for c in self.rubric.enabled}
+            not_graded = f"Grading could not run ({type(exc).__name__}: {exc}). Ask your instructor to grade it again."
+            self.outcomes = {c.id: (False, not_graded) for c in self.rubric.enabled}
+        else:
+            not_graded = None
         finally:
             self.submission = None
-        report = Report(name, self.mode)
+        report = Report(name, self.mode, not_graded=not_graded)
         for check in self.rubric.enabled:
             passed, message = self.outcomes.get(check.id, (False, "The check did not run."))
             report.results.append(CheckResult(check, passed, message))

@@ -63,3 +63,55 @@ def test_parallel_grading_and_a_missing_file(tmp_path, fast_rubric):
     write_junit(list(reports.values()), out / "junit.xml")
     suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
     assert {s.get("name"): int(s.get("failures")) for s in suites} == {"ann": 0, "ben": 12, "cat": 12}
+
+
+def _serve_but_die_on_bob(tasks, results, rubric, devices):
+    """A stand-in grading process (no real grading: fast) that dies while it holds bob's submission."""
+    import os
+
+    from autograder.grading import CheckResult, Report
+
+    while (task := tasks.get()) is not None:
+        results.put(("started", os.getpid(), task[0]))
+        if task[0] == "bob":
+            results.close()
+            results.join_thread()  # what it sent arrives; then it dies as a crashed process does
+            os._exit(1)
+        results.put(("done", os.getpid(), Report(task[0], devices, [CheckResult(c, True, "")
+                                                                    for c in rubric.enabled])))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_dead_grading_process_costs_only_its_student(tmp_path, fast_rubric, jobs):
+    from autograder.batch import _grade_in_pool
+
+    students = {name: tmp_path / name for name in ("ann", "bob", "cat", "dan", "eve")}
+    reports = []
+    _grade_in_pool(students, fast_rubric, "sim", jobs, reports.append, serve=_serve_but_die_on_bob)
+    by_student = {r.submission: r for r in reports}
+    assert len(reports) == len(students) and set(by_student) == set(students)  # each reported exactly once
+    assert by_student["bob"].score == 0 and "grading process stopped" in by_student["bob"].results[0].message
+    survivors = {s for s, r in by_student.items() if r.score == r.max_score}
+    if jobs == 2:  # the other process grades everyone else
+        assert survivors == set(students) - {"bob"}
+    else:  # no process is left after bob: the students still queued are reported as not graded, not lost
+        assert survivors == {"ann"}
+    assert all(by_student[s].not_graded for s in set(students) - survivors)
+
+
+def test_students_whose_grading_could_not_run_are_graded_on_the_next_run(tmp_path, fast_rubric, monkeypatch):
+    import autograder.batch
+
+    root = _class(tmp_path / "submitted", {"ann": REFERENCE.read_text(), "ben": STUB})
+    out = tmp_path / "graded"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the graders' session crashed")
+
+    monkeypatch.setattr(autograder.batch, "grade_all", broken)
+    reports = grade_class(root, out, fast_rubric, "sim")
+    assert all(r.not_graded and r.score == 0 for r in reports) and _totals(out) == {"ann": 0.0, "ben": 0.0}
+    monkeypatch.undo()
+    assert sorted(r.submission for r in grade_class(root, out, fast_rubric, "sim")) == ["ann", "ben"]
+    assert _totals(out) == {"ann": 100.0, "ben": 0.0}
+    assert grade_class(root, out, fast_rubric, "sim") == []  # now graded: skipped

@@ -62,3 +62,35 @@ def test_reference_scores_full_marks_with_part5(grade_with_part5):
 def test_part5_mutant_loses_exactly_its_checks(mutant, grade_with_part5, tmp_path):
     report = grade_with_part5(mutant.write(tmp_path / mutant.name))
     assert report.failed() == mutant.fails, {r.check.id: r.message for r in report.results if not r.passed}
+
+
+def test_one_session_grades_each_submission_on_its_own(fast_rubric, tmp_path):
+    """Many submissions pass through one graders' session: a crash, an exit or a wrong answer in one leaves
+    the verdicts of the next untouched."""
+    from autograder.grading import grade_all
+    from autograder.mutants import by_name
+
+    stream = ["no_sync", "crash_at_import", "exit_in_forward", "missing_relu"]
+    submissions = [("first", REPO / "solutions" / "practical8")]
+    submissions += [(name, by_name(name).write(tmp_path / name)) for name in stream]
+    submissions += [("last", REPO / "solutions" / "practical8")]
+    reports = []
+    grade_all(iter(submissions), fast_rubric, "sim", on_report=reports.append)
+    assert [r.submission for r in reports] == [name for name, _ in submissions]
+    expected = [set(), *(by_name(name).fails for name in stream), set()]
+    assert [r.failed() for r in reports] == expected
+
+
+def test_the_grading_process_never_imports_torch():
+    """Only the warm server and the submissions' processes import torch; the graders judge with NumPy, so a
+    grading process starts in a fraction of a second and shares no torch state with student code."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from autograder.grading import grade; "
+            "from autograder.rubric import load_rubric; "
+            "report = grade(Path(sys.argv[1]), load_rubric(), 'sim'); "
+            "assert report.score == 100, report.failed(); assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code, str(REPO / "solutions" / "practical8")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
