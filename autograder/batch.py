@@ -16,6 +16,7 @@ import queue
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from unittest import mock
 
 from .grading import CheckResult, Report, grade_all, resolve_devices
 from .reports import feedback_markdown, write_results
@@ -152,15 +153,9 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: in
     for _ in range(jobs):
         tasks.put(None)
     workers = [spawn.Process(target=serve, args=(tasks, results, rubric, devices)) for _ in range(jobs)]
-    blas = os.environ.get("OPENBLAS_NUM_THREADS")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # small products in the graders: helper threads would only spin
-    try:
+    with mock.patch.dict(os.environ, OPENBLAS_NUM_THREADS="1"):  # the graders' small products: no spinning helpers
         for worker in workers:
             worker.start()
-    finally:
-        os.environ.pop("OPENBLAS_NUM_THREADS")
-        if blas is not None:
-            os.environ["OPENBLAS_NUM_THREADS"] = blas
     left, in_flight = set(todo), {}
     try:
         while left:
@@ -168,9 +163,10 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: in
                 kind, pid, payload = results.get(timeout=1.0)
             except queue.Empty:
                 alive = {w.pid for w in workers if w.is_alive()}
-                lost = [s for pid, s in in_flight.items() if pid not in alive] + ([] if alive else sorted(left))
-                for student in dict.fromkeys(lost):  # a grading process died (not the student's: ours)
-                    in_flight = {pid: s for pid, s in in_flight.items() if s != student}
+                lost = [in_flight.pop(pid) for pid in list(in_flight) if pid not in alive]  # a grading process died
+                if not alive:  # and no process is left for the students still queued
+                    lost += sorted(left - set(lost))
+                for student in lost:
                     left.discard(student)
                     on_report(_not_graded(student, rubric, devices, "Grading could not run (the grading process "
                                                                     "stopped). Ask your instructor to grade it again."))

@@ -72,16 +72,14 @@ def training_numerics(device: str = "cuda:0") -> dict[str, Any]:
     """The reference train() on ``device`` vs the graders' NumPy reference SGD, within their tolerance."""
     from .graders.test_training import LOSS_RTOL, REFERENCE_LR, REFERENCE_STEPS, reference_sgd
     from .mutants import load_reference
-    from .sandbox.inputs import initial_weights, make_batches
-    from .sandbox.probes import load_weights
+    from .sandbox import inputs, probes
 
-    batches = make_batches(0, REFERENCE_STEPS, False)
     reference = load_reference()
     model = reference.SimpleMPModel(device, device)
-    load_weights(model, 0)
-    device_losses = reference.train(model, [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches],
-                                    lr=REFERENCE_LR)
-    cpu_losses, _ = reference_sgd(initial_weights(0), batches, REFERENCE_LR)
+    probes.load_weights(model, 0)
+    device_losses = reference.train(model, probes.make_batches(0, REFERENCE_STEPS, False), lr=REFERENCE_LR)
+    cpu_losses, _ = reference_sgd(inputs.initial_weights(0), inputs.make_batches(0, REFERENCE_STEPS, False),
+                                  REFERENCE_LR)
     worst = max(abs(a - b) / abs(b) for a, b in zip(device_losses, cpu_losses, strict=True))
     return {"device": device, "max_relative_difference": worst, "tolerance": LOSS_RTOL, "ok": worst <= LOSS_RTOL}
 
