@@ -1,15 +1,13 @@
-"""Grade a whole collected tree: ``submitted/<student>/practical8/model_parallel.py`` -> OUT_DIR.
+"""Grade a whole collected tree: ``submitted/<student>/<assignment>/model_parallel.py`` -> OUT_DIR.
 
-Writes ``OUT_DIR/<student>/results.json`` (Gradescope), ``OUT_DIR/<student>/feedback.md`` and
-``OUT_DIR/summary.csv`` (student, total, one column per check). A submission that cannot be graded gets a
-result that says why; it never takes the batch down.
+Writes ``OUT_DIR/<student>/`` (``reports.write_student``) and ``OUT_DIR/summary.csv`` (student, total, one
+column per check). A submission that cannot be graded gets a result that says why; it never takes the batch
+down. ``mode`` ("cuda" or "sim") is resolved once by the caller (``devices.resolve``) and passed down.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import multiprocessing
 import os
 import queue
@@ -18,17 +16,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from unittest import mock
 
-from .grading import CheckResult, Report, grade_all, resolve_devices
-from .reports import feedback_markdown, write_results
+from .contract import MODULE_FILE
+from .devices import require_mode
+from .grading import Report, grade_all
+from .reports import read_student, write_student, write_summary
 from .rubric import Rubric
 from .sandbox import start_warm_server
 from .sandbox.limits import Limits
 
-ASSIGNMENT = "practical8"
-MODULE_FILE = "model_parallel.py"
+LOST = "the grading process stopped"  # why a student held by a grading process that died was not graded
 
 
-def find_submissions(root: Path, assignment: str = ASSIGNMENT) -> dict[str, Path]:
+def find_submissions(root: Path, assignment: str) -> dict[str, Path]:
     """student -> folder, for nbgrader's ``root/<student>/<assignment>/`` or plain ``root/<student>/``."""
     root = Path(root)
     if not root.is_dir():
@@ -43,7 +42,7 @@ def find_submissions(root: Path, assignment: str = ASSIGNMENT) -> dict[str, Path
     return found
 
 
-def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, devices: str, limits: Limits | None,
+def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, mode: str, limits: Limits | None,
                  on_report: Callable[[Report], None]) -> None:
     """Grade each ``(student, folder)`` in one graders' session; never raises: whatever goes wrong becomes
     the affected students' failed checks, with the reason, and ``on_report`` gets every student's report."""
@@ -52,8 +51,8 @@ def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, devices: str,
     def gradable() -> Iterable[tuple[str, Path]]:
         for student, folder in pending:
             if not (folder / MODULE_FILE).is_file():
-                on_report(_all_failed(student, rubric, devices, f"No {MODULE_FILE} was found in your submission "
-                                      f"({folder.name}/); submit the file with this exact name."))
+                on_report(Report.all_failed(student, rubric, mode, f"No {MODULE_FILE} was found in your submission "
+                                            f"({folder.name}/); submit the file with this exact name."))
                 continue
             in_flight[:] = [student]
             yield student, folder
@@ -63,44 +62,10 @@ def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, devices: str,
         on_report(report)
 
     try:
-        grade_all(gradable(), rubric, devices, limits, reported)
+        grade_all(gradable(), rubric, mode, limits, reported)
     except Exception as exc:  # noqa: BLE001 - the graders could not run at all: say so to everyone left
-        why = f"Grading could not run ({type(exc).__name__}: {exc}). Ask your instructor to grade it again."
         for student in [*in_flight, *(student for student, _ in pending)]:
-            on_report(_not_graded(student, rubric, devices, why))
-
-
-def _all_failed(student: str, rubric: Rubric, devices: str, why: str) -> Report:
-    return Report(student, devices, [CheckResult(c, False, why) for c in rubric.enabled])
-
-
-def _not_graded(student: str, rubric: Rubric, devices: str, why: str) -> Report:
-    """Grading itself failed (not the student's code): every check fails with ``why``; a re-run grades again."""
-    report = _all_failed(student, rubric, devices, why)
-    report.not_graded = why
-    return report
-
-
-def write_student(report: Report, out_dir: Path) -> None:
-    folder = out_dir / report.submission
-    write_results(report, folder / "results.json")
-    (folder / "feedback.md").write_text(feedback_markdown(report))
-
-
-def write_summary(out_dir: Path, rubric: Rubric) -> Path:
-    """summary.csv from every ``OUT_DIR/<student>/results.json`` (so resumed and sharded runs merge)."""
-    rows = []
-    for results in sorted(out_dir.glob("*/results.json")):
-        data = json.loads(results.read_text())
-        scores = {t["name"].split(":")[0]: t["score"] for t in data["tests"]}
-        rows.append({"student": results.parent.name, "total": data["score"],
-                     **{c.id: scores.get(c.id, "") for c in rubric.enabled}})
-    path = out_dir / "summary.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["student", "total", *(c.id for c in rubric.enabled)])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+            on_report(Report.could_not_grade(student, rubric, mode, f"{type(exc).__name__}: {exc}"))
 
 
 def fingerprint(folder: Path, rubric: Rubric) -> str:
@@ -110,7 +75,9 @@ def fingerprint(folder: Path, rubric: Rubric) -> str:
     digest.update(module.read_bytes() if module.is_file() else b"<missing>")
     digest.update(repr(rubric.checks).encode())
     package = Path(__file__).resolve().parent
-    for path in sorted([*package.glob("graders/*.py"), *package.glob("sandbox/*.py"), *package.glob("simgpu/*.py")]):
+    judged_by = [*package.glob("graders/*.py"), *package.glob("sandbox/*.py"), *package.glob("simgpu/*.py"),
+                 *(package / name for name in ("contract.py", "busy.py"))]
+    for path in sorted(judged_by):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -128,7 +95,7 @@ def select_shard(students: list[str], shard: str | None) -> list[str]:
     return students[index - 1::count]
 
 
-def _serve_queue(tasks, results, rubric: Rubric, devices: str) -> None:
+def _serve_queue(tasks, results, rubric: Rubric, mode: str) -> None:
     """A pool process: one graders' session for every student it takes from ``tasks`` (until None)."""
     start_warm_server()  # first: it imports torch while this process loads pytest and the graders
     me = os.getpid()
@@ -139,10 +106,10 @@ def _serve_queue(tasks, results, rubric: Rubric, devices: str) -> None:
             yield task[0], Path(task[1])
 
     # N pool processes share the cores: one torch thread per submission beats oversubscription.
-    grade_stream(todo(), rubric, devices, Limits(threads=1), lambda report: results.put(("done", me, report)))
+    grade_stream(todo(), rubric, mode, Limits(threads=1), lambda report: results.put(("done", me, report)))
 
 
-def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: int,
+def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
                    on_report: Callable[[Report], None], serve: Callable[..., None] = _serve_queue) -> None:
     """Grade ``todo`` in ``jobs`` processes that pull students from one queue; each report arrives as soon
     as it is made. Nothing from student code crosses these queues: only names and our own Reports."""
@@ -152,7 +119,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: in
         tasks.put((student, str(folder)))
     for _ in range(jobs):
         tasks.put(None)
-    workers = [spawn.Process(target=serve, args=(tasks, results, rubric, devices)) for _ in range(jobs)]
+    workers = [spawn.Process(target=serve, args=(tasks, results, rubric, mode)) for _ in range(jobs)]
     with mock.patch.dict(os.environ, OPENBLAS_NUM_THREADS="1"):  # the graders' small products: no spinning helpers
         for worker in workers:
             worker.start()
@@ -168,8 +135,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: in
                     lost += sorted(left - set(lost))
                 for student in lost:
                     left.discard(student)
-                    on_report(_not_graded(student, rubric, devices, "Grading could not run (the grading process "
-                                                                    "stopped). Ask your instructor to grade it again."))
+                    on_report(Report.could_not_grade(student, rubric, mode, LOST))
                 continue
             if kind == "started":
                 in_flight[pid] = payload
@@ -184,9 +150,10 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, devices: str, jobs: in
                 worker.kill()
 
 
-def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto", jobs: int = 1,
+def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int = 1,
                 force: bool = False, shard: str | None = None) -> list[Report]:
-    """Grade every submission under ``root`` (or one shard of them) into ``out_dir``; resumable.
+    """Grade every submission under ``root`` (or one shard of them) into ``out_dir``; resumable. Returns the
+    reports of the students graded now; ``out_dir/summary.csv`` covers every student graded there so far.
 
     Each student's files are written the moment that student is graded, so an interrupted run loses
     nothing; a re-run skips students whose fingerprint is unchanged (``force`` re-grades them) and grades
@@ -194,15 +161,16 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto"
     """
     from tqdm import tqdm
 
-    devices = resolve_devices(devices)  # once, here: a missing GPU stops the run before anything is graded
+    require_mode(mode)
     out_dir.mkdir(parents=True, exist_ok=True)
-    submissions = find_submissions(root)
-    todo, reports = {}, []
+    submissions = find_submissions(root, rubric.assignment)
+    todo, reports, kept = {}, [], {}
     for student in select_shard(sorted(submissions), shard):
         folder, stamp = submissions[student], out_dir / student / "fingerprint"
         key = fingerprint(folder, rubric)
-        done = stamp.is_file() and stamp.read_text() == key and (out_dir / student / "results.json").is_file()
-        if done and not force:
+        earlier = read_student(out_dir / student, rubric) if stamp.is_file() and stamp.read_text() == key else None
+        if earlier is not None and not force:
+            kept[student] = earlier
             continue
         todo[student] = (folder, key)
 
@@ -223,12 +191,19 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, devices: str = "auto"
 
     folders = {student: folder for student, (folder, _) in todo.items()}
     if jobs <= 1 or len(todo) <= 1:
-        grade_stream(folders.items(), rubric, devices, None, on_report)
+        grade_stream(folders.items(), rubric, mode, None, on_report)
     else:
-        _grade_in_pool(folders, rubric, devices, jobs, on_report)
+        _grade_in_pool(folders, rubric, mode, jobs, on_report)
     progress.close()
-    write_summary(out_dir, rubric)
+    write_summary([*_graded_before(out_dir, rubric, exclude=set(kept) | set(todo)), *kept.values(), *reports],
+                  out_dir / "summary.csv", rubric)
     return reports
+
+
+def _graded_before(out_dir: Path, rubric: Rubric, exclude: set[str] = frozenset()) -> list[Report]:
+    """The reports already in ``out_dir`` (other shards' students, earlier runs), but for ``exclude``."""
+    found = (read_student(p, rubric) for p in sorted(out_dir.iterdir()) if p.is_dir() and p.name not in exclude)
+    return [report for report in found if report is not None]
 
 
 def merge(sources: list[Path], out_dir: Path, rubric: Rubric) -> Path:
@@ -237,8 +212,8 @@ def merge(sources: list[Path], out_dir: Path, rubric: Rubric) -> Path:
     for source in sources:
         if not source.is_dir():
             raise FileNotFoundError(f"{source}: no such output folder to merge")
-        for student_dir in sorted(p for p in source.iterdir() if (p / "results.json").is_file()):
+        for student_dir in sorted(p for p in source.iterdir() if read_student(p, rubric) is not None):
             target = out_dir / student_dir.name
             if target.resolve() != student_dir.resolve():
                 shutil.copytree(student_dir, target, dirs_exist_ok=True)
-    return write_summary(out_dir, rubric)
+    return write_summary(_graded_before(out_dir, rubric), out_dir / "summary.csv", rubric)

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 from .batch import grade_class, merge
-from .grading import DevicesUnavailable, grade
+from .devices import CHOICES, DevicesUnavailable, resolve, torch_gpu_count
+from .grading import grade, grade_samples, require_submission
 from .release import generate_assignment
 from .reports import table, write_junit, write_results
 from .rubric import DEFAULT_RUBRIC, RubricError, load_rubric
+from .sandbox import gpu_count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,16 +34,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder holding model_parallel.py, or with --out a folder of student folders")
     g.add_argument("--out", type=Path, help="grade every <student>/ under SUBMISSION_DIR, write reports here")
     g.add_argument("--results", type=Path, help="write Gradescope results.json here")
-    g.add_argument("--devices", choices=("auto", "cuda", "sim"), default="auto",
+    g.add_argument("--devices", choices=CHOICES, default="auto",
                    help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
     g.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="grading.yml (default: %(default)s)")
     g.add_argument("-j", "--jobs", type=int, default=1, help="with --out: grade this many submissions at once")
     g.add_argument("--force", action="store_true", help="with --out: re-grade even unchanged submissions")
     g.add_argument("--shard", help="with --out: grade only shard I/N of the class (e.g. a Slurm array task)")
     g.add_argument("--junit", type=Path, help="also write JUnit XML here")
+    g.set_defaults(func=_grade)
     t = commands.add_parser("timeline", help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel")
     t.add_argument("--out", type=Path, default=Path("timeline.png"), help="PNG to write (default: %(default)s)")
-    t.add_argument("--devices", choices=("auto", "cuda", "sim"), default="auto")
+    t.add_argument("--devices", choices=CHOICES, default="auto")
     t.set_defaults(func=_timeline)
     d = commands.add_parser("doctor", help="check this machine before grading a class on it (GPUs, verdicts)")
     d.add_argument("--out", type=Path, default=Path("doctor"), help="folder for doctor.json/doctor.md")
@@ -60,8 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(func=_gradebook)
     args = parser.parse_args(argv)
     try:
-        if args.command == "grade":
-            return _grade(args)
         return args.func(args)
     except (DevicesUnavailable, RubricError, FileNotFoundError, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -70,42 +70,37 @@ def main(argv: list[str] | None = None) -> int:
 
 def _grade(args: argparse.Namespace) -> int:
     rubric = load_rubric(args.rubric)
+    if args.out is not None and args.submission is None:
+        raise ValueError("--out needs the folder of submissions to grade, e.g. `grade submitted/ --out graded/`")
+    if args.out is None and args.submission is not None:
+        require_submission(args.submission)  # before the GPUs are counted: a wrong path is said at once
+    mode = resolve(args.devices, gpu_count)  # once: a missing GPU stops the run before anything is graded
     if args.out is not None:
-        if args.submission is None:
-            raise ValueError("--out needs the folder of submissions to grade, e.g. `grade submitted/ --out graded/`")
-        reports = grade_class(args.submission, args.out, rubric, args.devices, jobs=args.jobs, force=args.force,
+        reports = grade_class(args.submission, args.out, rubric, mode, jobs=args.jobs, force=args.force,
                               shard=args.shard)
-        if args.junit:
-            write_junit(reports, args.junit)
         print(f"graded {len(reports)} submissions (unchanged ones skipped); summary in {args.out / 'summary.csv'}")
-        return 0
-    if args.submission is not None:
-        report = grade(args.submission, rubric, args.devices)
-        print(table(report))
+    elif args.submission is not None:
+        reports = [grade(args.submission, rubric, mode)]
+        print(table(reports[0]))
         if args.results:
-            write_results(report, args.results)
-        if args.junit:
-            write_junit([report], args.junit)
-        return 0
-    from .mutants import REFERENCE, SAMPLES, by_name
-
-    print("No submission given: grading the bundled samples (the reference and typical mistakes).\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        samples = [("reference", REFERENCE.parent)] + [
-            (f"{name} ({by_name(name).bug})", by_name(name).write(Path(tmp) / name)) for name in SAMPLES]
-        for label, folder in samples:
-            report = grade(folder, rubric, args.devices)
-            report.submission = label
+            write_results(reports[0], args.results)
+    else:
+        print("No submission given: grading the bundled samples (the reference and typical mistakes).\n")
+        named = grade_samples(rubric, mode)
+        for name, report in named:
             print(table(report) + "\n")
             if args.results:
-                write_results(report, args.results.parent / folder.name / args.results.name)
+                write_results(report, args.results.parent / name / args.results.name)
+        reports = [report for _, report in named]
+    if args.junit:
+        write_junit(reports, args.junit)
     return 0
 
 
 def _timeline(args: argparse.Namespace) -> int:
     from .timeline import draw_reference
 
-    path, where = draw_reference(args.out, args.devices)
+    path, where = draw_reference(args.out, resolve(args.devices, torch_gpu_count))
     print(f"wrote {path} (one forward on {where})")
     return 0
 

@@ -22,6 +22,9 @@ from typing import Any
 
 import torch
 
+from .devices import NAMES, DevicesUnavailable, resolve, torch_gpu_count
+from .samples import quick_edits
+
 SLEEP_S = 0.05  # the known kernel length for the asynchrony checks
 ACTIVATION_BYTES = 32 * 2000 * 4  # the 256 KB (B=32, 2000 floats) activation copied cuda:0 -> cuda:1
 
@@ -70,8 +73,8 @@ def asynchrony(device: str = "cuda:0") -> dict[str, Any]:
 
 def training_numerics(device: str = "cuda:0") -> dict[str, Any]:
     """The reference train() on ``device`` vs the graders' NumPy reference SGD, within their tolerance."""
-    from .graders.test_training import LOSS_RTOL, REFERENCE_LR, REFERENCE_STEPS, reference_sgd
-    from .mutants import load_reference
+    from .graders.expected import LOSS_RTOL, REFERENCE_LR, REFERENCE_STEPS, reference_sgd
+    from .samples import load_reference
     from .sandbox import inputs, probes
 
     reference = load_reference()
@@ -84,22 +87,20 @@ def training_numerics(device: str = "cuda:0") -> dict[str, Any]:
     return {"device": device, "max_relative_difference": worst, "tolerance": LOSS_RTOL, "ok": worst <= LOSS_RTOL}
 
 
-def verdicts(devices: str) -> dict[str, dict[str, bool]]:
-    """Every sample and mutant (Part 5 included), graded on ``devices``: submission -> check -> passed."""
+def verdicts(mode: str) -> dict[str, dict[str, bool]]:
+    """The reference and every quick sample (Part 5 included), graded on ``mode``: submission -> check -> passed."""
     import tempfile
 
-    from .grading import grade
-    from .mutants import MUTANTS, PIPELINE_CHECKS, PIPELINE_MUTANTS, REFERENCE, VARIANTS
+    from .grading import grade_all
     from .rubric import load_rubric
+    from .samples import PIPELINE_CHECKS, REFERENCE, quick_edits
 
     rubric = load_rubric().with_enabled(PIPELINE_CHECKS)
     out: dict[str, dict[str, bool]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        folders = {"reference": REFERENCE.parent}
-        folders |= {m.name: m.write(Path(tmp) / m.name) for m in MUTANTS + VARIANTS + PIPELINE_MUTANTS
-                    if m.name not in ("hang_in_train",)}
-        for name, folder in folders.items():
-            out[name] = {r.check.id: r.passed for r in grade(folder, rubric, devices).results}
+        folders = [("reference", REFERENCE.parent)] + [(m.name, m.write(Path(tmp) / m.name)) for m in quick_edits()]
+        grade_all(folders, rubric, mode,
+                  on_report=lambda r: out.__setitem__(r.submission, {c.check.id: c.passed for c in r.results}))
     return out
 
 
@@ -118,7 +119,7 @@ def _word(passed: bool | None) -> str:
     return "missing" if passed is None else "passed" if passed else "failed"
 
 
-def copy_bandwidth(src: str = "cuda:0", dst: str = "cuda:1", repeats: int = 50) -> dict[str, float]:
+def copy_bandwidth(src: str = NAMES[0], dst: str = NAMES[1], repeats: int = 50) -> dict[str, float]:
     """GB/s of one 256 KB activation copy, directly and through the host."""
     x = torch.randn(ACTIVATION_BYTES // 4, device=src)
 
@@ -136,11 +137,11 @@ def copy_bandwidth(src: str = "cuda:0", dst: str = "cuda:1", repeats: int = 50) 
 
 def forward_timing() -> dict[str, Any]:
     """The reference time_forward on real GPUs, and the floor: the two layers' kernels alone (CUDA events)."""
-    from .mutants import load_reference
+    from .samples import load_reference
 
     module = load_reference()
-    model = module.SimpleMPModel("cuda:0", "cuda:1")
-    x = torch.randn(32, 1000, device="cuda:0")
+    model = module.SimpleMPModel(*NAMES)
+    x = torch.randn(32, 1000, device=NAMES[0])
     measured = module.time_forward(model, x, warmup=5, repeats=100)
     floors = []
     with torch.no_grad():
@@ -159,7 +160,6 @@ def forward_timing() -> dict[str, Any]:
 
 
 def run(out_dir: Path) -> dict[str, Any]:
-    from .grading import DevicesUnavailable, resolve_devices
     from .simgpu import simulated_gpus
 
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
@@ -179,7 +179,7 @@ def run(out_dir: Path) -> dict[str, Any]:
         report["timing_grader_on_gpu"] = _timing_verdicts_one_gpu()
         report["training_numerics"] = training_numerics("cuda:0")
         try:
-            resolve_devices("cuda")
+            resolve("cuda", torch_gpu_count)
             report["refuses_devices_cuda"] = False
         except DevicesUnavailable as exc:
             report["refuses_devices_cuda"] = True
@@ -192,16 +192,10 @@ def run(out_dir: Path) -> dict[str, Any]:
             report["asynchrony_simulated"] = asynchrony("cuda:0")
         report["simulated_verdicts_unexpected"] = unexpected_verdicts(verdicts("sim"))
         sim = report["simulated_verdicts_unexpected"]
-        report["graded"] = len(MUTANTS_AND_REFERENCE())
+        report["graded"] = 1 + len(quick_edits())
         report["ok"] = report["asynchrony_simulated"]["ok"] and not sim
     write(report, out_dir)
     return report
-
-
-def MUTANTS_AND_REFERENCE() -> list[str]:  # noqa: N802 - reads as the constant it is
-    from .mutants import MUTANTS, PIPELINE_MUTANTS, VARIANTS
-
-    return ["reference"] + [m.name for m in MUTANTS + VARIANTS + PIPELINE_MUTANTS if m.name != "hang_in_train"]
 
 
 def unexpected_verdicts(graded: dict[str, dict[str, bool]]) -> list[str]:
@@ -209,7 +203,7 @@ def unexpected_verdicts(graded: dict[str, dict[str, bool]]) -> list[str]:
 
     Part 1-4 mutants are judged on the Part 1-4 checks only (breaking the model breaks Part 5 as well).
     """
-    from .mutants import ALL_CHECKS, MUTANTS, PIPELINE_MUTANTS, VARIANTS
+    from .samples import ALL_CHECKS, MUTANTS, PIPELINE_MUTANTS, VARIANTS
 
     expected = {"reference": (frozenset(), None)}
     expected |= {m.name: (m.fails, ALL_CHECKS) for m in MUTANTS}
@@ -227,8 +221,9 @@ def _timing_verdicts_one_gpu() -> dict[str, Any]:
     """The timing graders' observations, on one real GPU (device0 = device1 = cuda:0): reference vs no sync."""
     import tempfile
 
-    from .graders.test_timing import HIGH, LOW
-    from .mutants import REFERENCE, by_name
+    from .graders.expected import TIMING_HIGH as HIGH
+    from .graders.expected import TIMING_LOW as LOW
+    from .samples import REFERENCE, by_name
     from .sandbox import SubmissionProcess
 
     ratios = {}

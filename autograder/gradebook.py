@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-TASK_CELL, NOTEBOOK, ASSIGNMENT = "code_score", "practical8", "practical8"
+from .contract import ASSIGNMENT
+
+TASK_CELL, NOTEBOOK = "code_score", ASSIGNMENT  # the notebook is named after the assignment
 
 
 def write_scores(out_dir: Path, course_dir: Path | None = None) -> dict[str, float]:

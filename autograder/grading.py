@@ -1,7 +1,8 @@
 """Grade submissions: run the hidden pytest graders against each and collect one verdict per check.
 
-    report = grade(Path("submission/"), load_rubric(), devices="auto")
+    report = grade(Path("submission/"), load_rubric(), "sim")          # mode: "sim" or "cuda" (devices.py)
     grade_all([("alice", Path("alice/")), ...], rubric, "sim", on_report=print)   # one pytest session
+    for report in grade_samples(rubric, "sim"): ...                   # the reference and the sample mutants
 
 The graders run here, in the trusted process; each submission runs in its own process (``sandbox``).
 """
@@ -18,13 +19,15 @@ from typing import Any
 
 import pytest
 
+from .contract import MODULE_FILE
+from .devices import require_mode
+from .graders import PLUGIN_NAME
 from .rubric import Check, Rubric, RubricError
 from .sandbox import SubmissionProcess, start_warm_server
 from .sandbox.limits import Limits
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
 TIMEOUT_MARGIN_S = 15  # pytest-timeout is the outer guard; the probe's own limit normally fires first
-PLUGIN_NAME = "practical8-grading"
 # The graders' pytest session loads only the plugins it uses: no third-party plugin installed on the grading
 # machine can change a verdict, and the session starts faster (entry points are not scanned for each one).
 _PLUGINS = ["-p", "pytest_timeout"]
@@ -33,10 +36,6 @@ _NOT_NEEDED = [arg for name in ("cacheprovider", "warnings", "unraisableexceptio
                                 "faulthandler", "doctest", "junitxml", "pastebin", "setuponly", "setupplan",
                                 "stepwise", "unittest", "tmpdir", "monkeypatch", "recwarn", "debugging",
                                 "legacypath") for arg in ("-p", f"no:{name}")]
-
-
-class DevicesUnavailable(RuntimeError):
-    """Real GPUs were demanded (--devices cuda) but fewer than two are present."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +52,33 @@ class CheckResult:
 @dataclass
 class Report:
     submission: str
-    devices: str
+    mode: str  # "cuda" (real GPUs) or "sim"
     results: list[CheckResult] = field(default_factory=list)
     not_graded: str | None = None  # why grading itself could not run (ours, not the student's): grade it again
+
+    @classmethod
+    def all_failed(cls, submission: str, rubric: Rubric, mode: str, why: str) -> Report:
+        """Every enabled check failed for one reason the student can act on (e.g. the file is missing)."""
+        return cls(submission, mode, [CheckResult(c, False, why) for c in rubric.enabled])
+
+    @classmethod
+    def could_not_grade(cls, submission: str, rubric: Rubric, mode: str, reason: str) -> Report:
+        """Grading itself failed (ours, not the student's code): every check says so, and a re-run grades again."""
+        why = f"Grading could not run ({reason}). Ask your instructor to grade it again."
+        report = cls.all_failed(submission, rubric, mode, why)
+        report.not_graded = why
+        return report
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (report.json): what a resumed or merged class run reads back instead of grading again."""
+        return {"submission": self.submission, "mode": self.mode, "not_graded": self.not_graded,
+                "results": [{"check": r.check.id, "passed": r.passed, "message": r.message} for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], rubric: Rubric) -> Report:
+        """The report ``to_dict`` wrote, with its checks as ``rubric`` defines them now."""
+        results = [CheckResult(rubric.check(r["check"]), r["passed"], r["message"]) for r in data["results"]]
+        return cls(data["submission"], data["mode"], results, data.get("not_graded"))
 
     @property
     def score(self) -> float:
@@ -67,26 +90,6 @@ class Report:
 
     def failed(self) -> set[str]:
         return {r.check.id for r in self.results if not r.passed}
-
-
-def resolve_devices(choice: str) -> str:
-    """auto -> real GPUs when two are present, else the simulation; cuda refuses to simulate."""
-    if choice not in ("auto", "cuda", "sim"):
-        raise ValueError(f"devices must be auto, cuda or sim; got {choice!r}")
-    if choice == "sim":
-        return "sim"  # no GPU to look for: this process need not import torch at all
-    import torch
-
-    from .simgpu.simulation import simulation_active
-
-    # Inside a simulation torch.cuda answers for the simulated devices; real ones cannot be seen from there.
-    count = 0 if simulation_active() or not torch.cuda.is_available() else torch.cuda.device_count()
-    if choice == "cuda" and count < 2:
-        raise DevicesUnavailable(
-            f"--devices cuda needs two CUDA GPUs, but this machine has {count} (torch {torch.__version__}, "
-            f"CUDA {torch.version.cuda or 'not built in'}). Nothing was graded; run on a two-GPU machine, or "
-            "use --devices sim to grade on simulated GPUs.")
-    return "cuda" if count >= 2 else "sim"
 
 
 class GradingPlugin:
@@ -120,13 +123,10 @@ class GradingPlugin:
                 for i, item in enumerate(items):  # what pytest's own loop does, once per submission
                     item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
         except Exception as exc:  # noqa: BLE001 - this submission's checks fail with the reason; the next goes on
-            not_graded = f"Grading could not run ({type(exc).__name__}: {exc}). Ask your instructor to grade it again."
-            self.outcomes = {c.id: (False, not_graded) for c in self.rubric.enabled}
-        else:
-            not_graded = None
+            return Report.could_not_grade(name, self.rubric, self.mode, f"{type(exc).__name__}: {exc}")
         finally:
             self.submission = None
-        report = Report(name, self.mode, not_graded=not_graded)
+        report = Report(name, self.mode)
         for check in self.rubric.enabled:
             passed, message = self.outcomes.get(check.id, (False, "The check did not run."))
             report.results.append(CheckResult(check, passed, message))
@@ -198,26 +198,48 @@ def protect_private_files() -> None:
                 private.chmod(0o700)
 
 
-def grade(submission_dir: Path, rubric: Rubric, devices: str = "auto", limits: Limits | None = None) -> Report:
+def grade(submission_dir: Path, rubric: Rubric, mode: str, limits: Limits | None = None) -> Report:
     """Run every enabled check of ``rubric`` against ``submission_dir``; one ``CheckResult`` per check."""
-    submission_dir = Path(submission_dir)
-    if not (submission_dir / "model_parallel.py").is_file():
-        raise FileNotFoundError(f"{submission_dir}: no model_parallel.py here. Point to the folder that holds "
-                                "the student's model_parallel.py.")
+    submission_dir = require_submission(submission_dir)
     reports: list[Report] = []
-    grade_all([(str(submission_dir), submission_dir)], rubric, devices, limits, reports.append)
+    grade_all([(str(submission_dir), submission_dir)], rubric, mode, limits, reports.append)
     return reports[0]
 
 
-def grade_all(submissions: Iterable[tuple[str, Path]], rubric: Rubric, devices: str = "auto",
+def require_submission(folder: Path) -> Path:
+    """``folder`` if it holds the student's module, else a FileNotFoundError that says what to point to."""
+    folder = Path(folder)
+    if not (folder / MODULE_FILE).is_file():
+        raise FileNotFoundError(f"{folder}: no {MODULE_FILE} here. Point to the folder that holds the student's "
+                                f"{MODULE_FILE}.")
+    return folder
+
+
+def grade_samples(rubric: Rubric, mode: str) -> list[tuple[str, Report]]:
+    """(name, report) for the reference and each sample mutant; a report's title names the mistake made."""
+    import tempfile
+
+    from .samples import REFERENCE, SAMPLES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = [("reference", REFERENCE.parent)] + [(m.name, m.write(Path(tmp) / m.name)) for m in SAMPLES]
+        reports: list[Report] = []
+        grade_all(folders, rubric, mode, on_report=reports.append)
+    titles = ["reference"] + [f"{m.name} ({m.bug})" for m in SAMPLES]
+    for report, title in zip(reports, titles, strict=True):  # one session grades them in order
+        report.submission = title
+    return [(name, report) for (name, _), report in zip(folders, reports, strict=True)]
+
+
+def grade_all(submissions: Iterable[tuple[str, Path]], rubric: Rubric, mode: str,
               limits: Limits | None = None, on_report: Callable[[Report], None] = lambda report: None) -> None:
     """Grade each ``(name, folder)`` in turn, in one pytest session; ``on_report`` gets each report at once.
 
     ``submissions`` may be a generator (a queue of work): it is read one submission at a time. A submission
     that cannot be graded gets a report saying why; a broken rubric or graders stop everything (RubricError).
     """
-    start_warm_server()  # imports torch there while this process resolves the devices and loads the graders
-    mode = resolve_devices(devices)
+    require_mode(mode)
+    start_warm_server()  # imports torch there while this process loads the graders
     protect_private_files()
     plugin = GradingPlugin(rubric, mode, limits, submissions, on_report)
     args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",

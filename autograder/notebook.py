@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .devices import resolve, torch_gpu_count
 from .simgpu import simulated_gpus
 
 _SIMULATION = None  # the Simulation this kernel runs in, when there are no two real GPUs (never exited)
@@ -39,7 +40,9 @@ def public_checks(folder: str | Path = ".") -> float:
     rubric = load_rubric()
     visible = dataclasses.replace(rubric, checks=tuple(
         c if c.visibility == "visible" else dataclasses.replace(c, enabled=False) for c in rubric.checks))
-    report = grade(Path(folder), visible, "sim" if _SIMULATION is not None else "auto")
+    # Inside this kernel's simulation torch.cuda answers for the simulated GPUs; torch_gpu_count sees the real ones.
+    mode = "sim" if _SIMULATION is not None else resolve("auto", torch_gpu_count)
+    report = grade(Path(folder), visible, mode)
     report.submission = f"{folder} - public checks (the hidden ones are graded after submission)"
     print(table(report))
     return report.score

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .contract import ASSIGNMENT
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -63,7 +65,7 @@ def assignment_release_dir(assignment: str) -> Path:
     return Path.cwd() / "assignment" / assignment
 
 
-def generate_assignment(course_dir: Path = REPO_ROOT, assignment: str = "practical8") -> list[Path]:
+def generate_assignment(course_dir: Path = REPO_ROOT, assignment: str = ASSIGNMENT) -> list[Path]:
     """``nbgrader generate_assignment`` in ``course_dir`` (uses its nbgrader_config.py); the files written."""
     if not (course_dir / "solutions" / assignment).is_dir():
         raise FileNotFoundError(f"{course_dir / 'solutions' / assignment}: no such assignment to generate")

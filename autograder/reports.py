@@ -1,19 +1,28 @@
-"""Reports of a graded submission: the terminal table and Gradescope's results.json."""
+"""Reports of graded submissions: the terminal table, Gradescope's results.json, per-student feedback, the
+class summary.csv and JUnit XML - all made from ``Report`` objects.
+
+A class run keeps each student's ``report.json`` (``Report.to_dict``) beside the student-facing files, so a
+resumed or merged run summarises every student from reports, never by parsing its own output back.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
 
 from .grading import Report
+from .rubric import Rubric
+
+REPORT_FILE = "report.json"
 
 
 def gradescope_results(report: Report) -> dict[str, Any]:
     """Gradescope's results.json: score plus one test per check (name = "<check id>: <title>")."""
     return {
         "score": report.score,
-        "output": f"Graded on {'real' if report.devices == 'cuda' else 'simulated'} GPUs (cuda:0, cuda:1).",
+        "output": f"Graded on {'real' if report.mode == 'cuda' else 'simulated'} GPUs (cuda:0, cuda:1).",
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [
@@ -39,7 +48,7 @@ def table(report: Report, width: int = 100) -> str:
     """A plain-text table: check, points, PASS/FAIL, message (wrapped)."""
     import textwrap
 
-    lines = [f"{report.submission}  ({'real' if report.devices == 'cuda' else 'simulated'} GPUs)",
+    lines = [f"{report.submission}  ({'real' if report.mode == 'cuda' else 'simulated'} GPUs)",
              f"{'check':<30} {'points':>9}  result  message", "-" * width]
     for r in report.results:
         points = f"{r.score:g}/{r.check.points:g}"
@@ -54,7 +63,7 @@ def feedback_markdown(report: Report) -> str:
     """Per-student feedback: each check, points, message. Never any grader source."""
     lines = [f"# Practical 8 feedback: {report.submission}", "",
              f"**Score: {report.score:g} / {report.max_score:g}** "
-             f"(graded on {'real' if report.devices == 'cuda' else 'simulated'} GPUs)", "",
+             f"(graded on {'real' if report.mode == 'cuda' else 'simulated'} GPUs)", "",
              "| check | points | result |", "|---|---:|---|"]
     lines += [f"| {r.check.id}: {r.check.title} | {r.score:g} / {r.check.points:g} | "
               f"{'passed' if r.passed else 'failed'} |" for r in report.results]
@@ -79,3 +88,33 @@ def write_junit(reports: list[Report], path: Path) -> None:
                 ET.SubElement(case, "failure", message=r.message[:500]).text = r.message
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_student(report: Report, out_dir: Path) -> Path:
+    """``out_dir/<student>/``: results.json (Gradescope), feedback.md (the student's) and report.json (ours)."""
+    folder = out_dir / report.submission
+    write_results(report, folder / "results.json")
+    (folder / "feedback.md").write_text(feedback_markdown(report))
+    (folder / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    return folder
+
+
+def read_student(folder: Path, rubric: Rubric) -> Report | None:
+    """The report ``write_student`` left in ``folder``, or None when there is none (or it names unknown checks)."""
+    try:
+        return Report.from_dict(json.loads((folder / REPORT_FILE).read_text()), rubric)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def write_summary(reports: list[Report], path: Path, rubric: Rubric) -> Path:
+    """summary.csv: one row per student (sorted), its total and one column per enabled check."""
+    columns = [c.id for c in rubric.enabled]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["student", "total", *columns])
+        writer.writeheader()
+        for report in sorted(reports, key=lambda r: r.submission):
+            scores = {r.check.id: r.score for r in report.results}
+            writer.writerow({"student": report.submission, "total": report.score,
+                             **{check: scores.get(check, "") for check in columns}})
+    return path

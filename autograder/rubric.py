@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from .contract import ASSIGNMENT
+
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's values
 TOP_KEYS = {"assignment": "name of the assignment", "total_points": "the sum the points must reach",
             "submission_timeout": "seconds all checks of one submission may take together (default 300)",
@@ -51,7 +53,10 @@ class Rubric:
         return replace(self, checks=checks)
 
     def check(self, check_id: str) -> Check:
-        return next(c for c in self.checks if c.id == check_id)
+        for c in self.checks:
+            if c.id == check_id:
+                return c
+        raise KeyError(f"{self.source}: no check {check_id!r}")
 
     def require_graders(self, grader_ids: set[str]) -> None:
         """Every check has a grader and every grader has a check, or a RubricError naming them."""
@@ -116,7 +121,7 @@ def parse_rubric(data: Any, source: str = "grading.yml") -> Rubric:
     budget = data.get("submission_timeout", 300.0)
     if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget <= 0:
         raise fail(f"submission_timeout must be a number of seconds > 0, got {budget!r}")
-    rubric = Rubric(str(data.get("assignment", "practical8")), tuple(checks), source, float(budget))
+    rubric = Rubric(str(data.get("assignment", ASSIGNMENT)), tuple(checks), source, float(budget))
     total = data.get("total_points")
     if total is not None and abs(rubric.max_score - total) > 1e-9:
         raise fail(f"the enabled checks' points add up to {rubric.max_score:g}, but total_points is {total}")

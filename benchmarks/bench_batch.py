@@ -26,21 +26,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from autograder.mutants import MUTANTS, REFERENCE, VARIANTS  # noqa: E402
-
-SLOW = {"hang_in_train"}  # spends its timeouts by design; it would only measure the timeout
+from autograder.contract import ASSIGNMENT, MODULE_FILE  # noqa: E402
+from autograder.samples import MUTANTS, REFERENCE, VARIANTS  # noqa: E402
 
 
 def build(root: Path, n: int) -> dict[Path, frozenset[str]]:
     """N submission folders, each with the checks it must fail."""
     sources = [(REFERENCE.read_text(), frozenset())] + [
-        (m.source(), m.fails) for m in VARIANTS + MUTANTS if m.name not in SLOW]
+        (m.source(), m.fails) for m in VARIANTS + MUTANTS if not m.slow]  # slow ones would only time their limits
     folders = {}
     for i in range(n):
-        folder = root / f"student{i:03d}" / "practical8"
+        folder = root / f"student{i:03d}" / ASSIGNMENT
         folder.mkdir(parents=True)
         source, fails = sources[i % len(sources)]
-        (folder / "model_parallel.py").write_text(source)
+        (folder / MODULE_FILE).write_text(source)
         folders[folder] = fails
     return folders
 
@@ -77,7 +76,8 @@ def main() -> None:
         floor = statistics.median(timed([sys.executable, "-c", "import torch, torch._dynamo"]) for _ in range(3))
         per_process = sum(timed(py + [str(f), "--devices", "sim"]) for f in folders)
     lines = [
-        f"{args.n} submissions (reference, {len(VARIANTS)} variants, {len(MUTANTS) - len(SLOW)} mutants, cycled)",
+        f"{args.n} submissions (reference, {len(VARIANTS)} variants, "
+        f"{sum(not m.slow for m in MUTANTS)} mutants, cycled)",
         f"batch (-j {args.jobs})            : {batch:7.1f} s  = {batch / args.n:5.2f} s per submission (goal <= 0.5)",
         f"one process per submission : {per_process:7.1f} s  = {per_process / args.n:5.2f} s per submission",
         f"speed-up                   : {per_process / batch:7.1f}x",

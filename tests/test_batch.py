@@ -7,8 +7,8 @@ import pytest
 from conftest import REPO
 
 from autograder.batch import grade_class, merge, select_shard
-from autograder.mutants import REFERENCE, by_name
 from autograder.reports import write_junit
+from autograder.samples import REFERENCE, by_name
 
 STUB = (REPO / "assignment" / "practical8" / "model_parallel.py").read_text()
 
@@ -65,7 +65,7 @@ def test_parallel_grading_and_a_missing_file(tmp_path, fast_rubric):
     assert {s.get("name"): int(s.get("failures")) for s in suites} == {"ann": 0, "ben": 12, "cat": 12}
 
 
-def _serve_but_die_on_bob(tasks, results, rubric, devices):
+def _serve_but_die_on_bob(tasks, results, rubric, mode):
     """A stand-in grading process (no real grading: fast) that dies while it holds bob's submission."""
     import os
 
@@ -77,8 +77,7 @@ def _serve_but_die_on_bob(tasks, results, rubric, devices):
             results.close()
             results.join_thread()  # what it sent arrives; then it dies as a crashed process does
             os._exit(1)
-        results.put(("done", os.getpid(), Report(task[0], devices, [CheckResult(c, True, "")
-                                                                    for c in rubric.enabled])))
+        results.put(("done", os.getpid(), Report(task[0], mode, [CheckResult(c, True, "") for c in rubric.enabled])))
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -115,3 +114,18 @@ def test_students_whose_grading_could_not_run_are_graded_on_the_next_run(tmp_pat
     assert sorted(r.submission for r in grade_class(root, out, fast_rubric, "sim")) == ["ann", "ben"]
     assert _totals(out) == {"ann": 100.0, "ben": 0.0}
     assert grade_class(root, out, fast_rubric, "sim") == []  # now graded: skipped
+
+
+def test_a_report_reads_back_as_it_was_written(tmp_path, fast_rubric):
+    """Resumed and merged runs summarise from report.json; what comes back is the report that was written."""
+    from autograder.grading import CheckResult, Report
+    from autograder.reports import read_student, write_student
+
+    checks = fast_rubric.enabled
+    report = Report("ann", "sim", [CheckResult(c, i % 2 == 0, f"message {i}: with a colon") for i, c in
+                                   enumerate(checks)])
+    assert read_student(write_student(report, tmp_path), fast_rubric) == report
+    lost = Report.could_not_grade("ben", fast_rubric, "sim", "the grading process stopped")
+    assert read_student(write_student(lost, tmp_path), fast_rubric) == lost
+    assert lost.not_graded and all("Ask your instructor" in r.message for r in lost.results)
+    assert read_student(tmp_path / "nobody", fast_rubric) is None

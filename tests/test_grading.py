@@ -4,7 +4,7 @@ import pytest
 from conftest import REPO
 
 from autograder.grading import grade
-from autograder.mutants import ALL_CHECKS, MUTANTS, PIPELINE_CHECKS, PIPELINE_MUTANTS, VARIANTS
+from autograder.samples import ALL_CHECKS, MUTANTS, PIPELINE_CHECKS, PIPELINE_MUTANTS, VARIANTS
 
 
 def test_reference_scores_full_marks(grade_sim):
@@ -68,7 +68,7 @@ def test_one_session_grades_each_submission_on_its_own(fast_rubric, tmp_path):
     """Many submissions pass through one graders' session: a crash, an exit or a wrong answer in one leaves
     the verdicts of the next untouched."""
     from autograder.grading import grade_all
-    from autograder.mutants import by_name
+    from autograder.samples import by_name
 
     stream = ["no_sync", "crash_at_import", "exit_in_forward", "missing_relu"]
     submissions = [("first", REPO / "solutions" / "practical8")]

@@ -14,7 +14,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from autograder.mutants import REFERENCE, by_name
+from autograder.samples import REFERENCE, by_name
 
 ASSIGNMENT, COURSE_ID = "practical8", "p8"
 STUDENTS = {"alice": "correct", "bob": "bare_sync", "carol": "stub"}

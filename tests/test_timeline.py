@@ -3,9 +3,10 @@
 import pytest
 from conftest import REPO
 
+from autograder.busy import TIMELINE_SCALE, idle_fraction, overlap_seconds
 from autograder.cli import main
 from autograder.simgpu import simulated_gpus
-from autograder.timeline import TIMELINE_SCALE, idle_fraction, overlap_seconds, reference_timelines
+from autograder.timeline import reference_timelines
 
 BUBBLE_TOLERANCE = 0.10  # the bound: within 10 points of (p-1)/(m+p-1)
 

@@ -1,7 +1,8 @@
-"""Fixtures for the graders: the submission under test, its devices, and student-facing failures.
+"""Fixtures for the graders: the submission under test, its device names, and student-facing failures.
 
 ``observe(probe, **args)`` runs a probe in the submission's process and returns its plain observations;
 if the student's code crashed, hung or raised, the test fails with the explanation written for the student.
+What the graders expect (values, tolerances, helpers) is product code in ``expected.py``.
 """
 
 from __future__ import annotations
@@ -12,21 +13,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from autograder.devices import NAMES
+from autograder.graders import PLUGIN_NAME
 from autograder.sandbox import ProbeFailed
-from autograder.sandbox.inputs import SEED, initial_weights
-
-DEVICES = ("cuda:0", "cuda:1")  # the same names on real GPUs and on the simulation
-__all__ = ["DEVICES", "SEED", "require_layers", "unsplit_forward"]
 
 
 @pytest.fixture(scope="session")
 def grading(request) -> Any:
-    return request.config.pluginmanager.get_plugin("practical8-grading")
+    return request.config.pluginmanager.get_plugin(PLUGIN_NAME)
 
 
 @pytest.fixture
 def devices() -> tuple[str, str]:
-    return DEVICES
+    """The device names given to the student's code: the same on real GPUs and on the simulation."""
+    return NAMES
 
 
 @pytest.fixture
@@ -45,17 +45,3 @@ def observe(grading, request) -> Callable[..., dict]:
 @pytest.fixture
 def load_arrays(grading) -> Callable[[str], dict[str, np.ndarray]]:
     return grading.submission.load_arrays
-
-
-def require_layers(observed: dict) -> None:
-    """Probes that compute put the graders' initial weights into layer1/layer2: fail if there were none."""
-    assert not observed["not_loaded"], (
-        f"The model has no {', '.join(observed['not_loaded'])} of the expected shape; it needs "
-        "self.layer1 = nn.Linear(1000, 2000) and self.layer2 = nn.Linear(2000, 1000).")
-
-
-def unsplit_forward(x: np.ndarray, seed: int = SEED) -> np.ndarray:
-    """relu(W2 relu(W1 x + b1) + b2) with the graders' initial weights: what every forward must return."""
-    w = initial_weights(seed)
-    hidden = np.maximum(x @ w["layer1.weight"].T + w["layer1.bias"], 0)
-    return np.maximum(hidden @ w["layer2.weight"].T + w["layer2.bias"], 0)

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from autograder.graders.conftest import SEED, require_layers, unsplit_forward
+from autograder.graders.expected import FORWARD_ATOL as ATOL
+from autograder.graders.expected import FORWARD_RTOL as RTOL
+from autograder.graders.expected import SEED, require_layers, unsplit_forward
 from autograder.sandbox.inputs import make_batch
 
 BATCH_SIZES = [1, 7, 32]
 TRACE_BATCH_SIZES = [4]
-RTOL, ATOL = 1e-4, 1e-5  # fp32 on CPU vs GPU kernels: differences seen are < 1e-6 relative
 ACTIVATION_BYTES_PER_ROW = 2000 * 4  # (B, 2000) fp32
 
 

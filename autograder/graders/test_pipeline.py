@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from autograder.graders.conftest import SEED, require_layers, unsplit_forward
+from autograder.graders.expected import FORWARD_ATOL as ATOL
+from autograder.graders.expected import FORWARD_RTOL as RTOL
+from autograder.graders.expected import SEED, misplaced, require_layers, unsplit_forward
 from autograder.sandbox.inputs import make_batch
 
-RTOL, ATOL = 1e-4, 1e-5
 MIN_OVERLAP = 0.10  # share of the forward during which both GPUs compute; the reference reaches ~0.5 with
 # 4 micro-batches on simulated GPUs; a sync inside the loop gives 0
 
@@ -18,9 +19,8 @@ def _pipelined(observe, devices, batch=32, split_size=8):
 @pytest.mark.check("pipeline_placement")
 def test_pipeline_placement(observe, devices):
     observed = _pipelined(observe, devices)
-    for name, device in observed["params"].items():
-        expected = devices[0] if name.startswith("layer1.") else devices[1]
-        assert device == expected, f"PipelinedMPModel's `{name}` is on {device}; expected {expected}."
+    wrong = misplaced(observed["params"], devices)
+    assert not wrong, "PipelinedMPModel's `{}` is on {}; expected {}.".format(*wrong[0])
     assert observed["output_device"] == devices[1], (
         f"PipelinedMPModel's output is on {observed['output_device']}; expected {devices[1]}. Concatenate the "
         "micro-batch outputs where layer2 computed them.")

@@ -2,23 +2,20 @@
 
 import pytest
 
-from autograder.graders.conftest import SEED
-
-EXPECTED_SHAPES = {"layer1.weight": [2000, 1000], "layer1.bias": [2000],
-                   "layer2.weight": [1000, 2000], "layer2.bias": [1000]}
+from autograder.graders.expected import LAYER_SHAPES, SEED, misplaced
 
 
 def _check_layers(params: dict, device0: str, device1: str) -> None:
-    for name, shape in EXPECTED_SHAPES.items():
+    for name, shape in LAYER_SHAPES.items():
         assert name in params, (f"The model has no parameter `{name}`; expected self.layer1 = nn.Linear(1000, 2000) "
                                 f"and self.layer2 = nn.Linear(2000, 1000). Found: {', '.join(params) or 'none'}.")
-        assert params[name]["shape"] == shape, (
-            f"`{name}` has shape {params[name]['shape']}; expected {shape}. Check the Linear layer sizes.")
-    for name, info in params.items():
-        expected = device0 if name.startswith("layer1.") else device1 if name.startswith("layer2.") else None
-        assert expected is None or info["device"] == expected, (
-            f"`{name}` is on {info['device']}; expected {expected}. Create "
-            f"{name.split('.')[0]} and move it with `.to(self.device{0 if expected == device0 else 1})`.")
+        assert tuple(params[name]["shape"]) == shape, (
+            f"`{name}` has shape {params[name]['shape']}; expected {list(shape)}. Check the Linear layer sizes.")
+    wrong = misplaced({name: info["device"] for name, info in params.items()}, (device0, device1))
+    if wrong:
+        name, device, home = wrong[0]
+        raise AssertionError(f"`{name}` is on {device}; expected {home}. Create {name.split('.')[0]} and move it "
+                             f"with `.to(self.device{0 if home == device0 else 1})`.")
 
 
 @pytest.mark.check("placement")

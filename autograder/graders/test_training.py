@@ -1,17 +1,23 @@
 """Part 2: train() runs on the GPUs, lowers the loss, and takes exactly the reference SGD steps."""
 
-import functools
 import math
 
 import numpy as np
 import pytest
 
-from autograder.graders.conftest import SEED, require_layers
-from autograder.sandbox.inputs import initial_weights, make_batches
+from autograder.graders.expected import (
+    LOSS_RTOL,
+    REFERENCE_LR,
+    REFERENCE_STEPS,
+    SEED,
+    WEIGHT_ATOL,
+    WEIGHT_RTOL,
+    expected_training,
+    misplaced,
+    require_layers,
+)
+from autograder.sandbox.inputs import initial_weights
 
-LOSS_RTOL = 2e-4  # sim is bit-exact to CPU; fp32 GPU kernels differ by ~1e-6 relative
-WEIGHT_RTOL, WEIGHT_ATOL = 1e-4, 1e-6
-REFERENCE_LR, REFERENCE_STEPS = 0.2, 4
 FIXED_LR, FIXED_STEPS, REQUIRED_DROP = 0.5, 5, 0.95  # reference: 0.457 -> 0.421 (-8%) in 5 steps
 
 
@@ -34,9 +40,8 @@ def _reference_run(observe, devices) -> dict:
 def test_train_runs(observe, devices):
     observed = _reference_run(observe, devices)
     _losses(observed, REFERENCE_STEPS)
-    for name, device in observed["grad_devices"].items():
-        expected = devices[0] if name.startswith("layer1.") else devices[1]
-        assert device == expected, f"`{name}.grad` is on {device}; expected {expected}, where `{name}` lives."
+    wrong = misplaced(observed["grad_devices"], devices)
+    assert not wrong, "`{0}.grad` is on {1}; expected {2}, where `{0}` lives.".format(*wrong[0])
 
 
 @pytest.mark.check("loss_decreases")
@@ -49,42 +54,12 @@ def test_loss_decreases(observe, devices):
         "optimizer.step() after loss.backward(), and use the lr argument.")
 
 
-def reference_sgd(initial: dict, batches, lr: float) -> tuple[list[float], dict]:
-    """Plain SGD on the MSE loss of relu(W2 relu(W1 x + b1) + b2), from ``initial`` (trusted, NumPy).
-
-    The gradients are written out (two Linear layers, two ReLUs, mean squared error), so the reference
-    shares no code with the PyTorch the student's process runs. Returns the losses and the final
-    weights, named as in SimpleMPModel.
-    """
-    w1, b1, w2, b2 = (np.array(initial[f"layer{i}.{kind}"]) for i in (1, 2) for kind in ("weight", "bias"))
-    losses = []
-    for x, y in batches:
-        h1 = x @ w1.T + b1
-        a1 = np.maximum(h1, 0)
-        h2 = a1 @ w2.T + b2
-        out = np.maximum(h2, 0)
-        losses.append(float(np.mean((out - y) ** 2, dtype=np.float64)))
-        d_h2 = np.where(h2 > 0, 2 * (out - y) / out.size, 0).astype(np.float32)  # relu'(0) = 0, as in torch
-        d_h1 = np.where(h1 > 0, d_h2 @ w2, 0).astype(np.float32)
-        w2 -= lr * (d_h2.T @ a1)
-        b2 -= lr * d_h2.sum(0)
-        w1 -= lr * (d_h1.T @ x)
-        b1 -= lr * d_h1.sum(0)
-    return losses, {"layer1.weight": w1, "layer1.bias": b1, "layer2.weight": w2, "layer2.bias": b2}
-
-
-@functools.lru_cache(maxsize=1)
-def _expected(seed: int, steps: int, lr: float) -> tuple[list[float], dict]:
-    """Reference SGD from the graders' initial weights: the same for every submission, so made once."""
-    return reference_sgd(initial_weights(seed), make_batches(seed, steps, False), lr)
-
-
 @pytest.mark.check("train_matches_reference")
 def test_train_matches_reference(observe, load_arrays, devices):
     observed = _reference_run(observe, devices)
     require_layers(observed)
     losses = _losses(observed, REFERENCE_STEPS)
-    expected, expected_final = _expected(SEED, REFERENCE_STEPS, REFERENCE_LR)
+    expected, expected_final = expected_training(SEED, REFERENCE_STEPS, REFERENCE_LR)
     for step, (got, want) in enumerate(zip(losses, expected, strict=True)):
         assert math.isclose(got, want, rel_tol=LOSS_RTOL), (
             f"Step {step} loss is {got:.6f}; reference SGD(lr={REFERENCE_LR}) from the weights the grader put "

@@ -5,6 +5,6 @@ there and reply with JSON (numbers, strings) plus tensors saved as .npz for ``nu
 Nothing the student's process sends is ever unpickled. ``client.py`` is the trusted side.
 """
 
-from .client import ProbeFailed, SubmissionProcess, start_warm_server
+from .client import ProbeFailed, SubmissionProcess, gpu_count, start_warm_server
 
-__all__ = ["ProbeFailed", "SubmissionProcess", "start_warm_server"]
+__all__ = ["ProbeFailed", "SubmissionProcess", "gpu_count", "start_warm_server"]

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..contract import ASSIGNMENT
+from ..devices import require_mode
 from .limits import Limits
 
 START_TIMEOUT_S = 120  # the first child waits for the warm server to import torch
@@ -49,15 +51,38 @@ class ProbeFailed(Exception):
     """The student's code could not produce the observation; ``str(self)`` is written for the student."""
 
 
-class SubmissionProcess:
-    """One submission, run in a separate, limited process on ``devices`` ("sim" or "cuda")."""
+def gpu_count() -> tuple[int, str]:
+    """How many CUDA GPUs torch sees, asked in a child of the warm server (which has torch; this process
+    never imports it): ``devices.resolve``'s ``gpu_count``. The child initialises CUDA, the server does not."""
+    from .entry import count_gpus
 
-    def __init__(self, submission_dir: Path, devices: str, limits: Limits | None = None,
+    start_warm_server()
+    answer, send = _CONTEXT.Pipe(duplex=False)
+    child = _CONTEXT.Process(target=count_gpus, args=(send,), daemon=True)
+    with _no_main_module():
+        child.start()
+    send.close()
+    try:
+        if not answer.poll(START_TIMEOUT_S):
+            raise RuntimeError(f"counting the GPUs took longer than {START_TIMEOUT_S} s")
+        count, build = json.loads(answer.recv_bytes())
+    except EOFError:
+        raise RuntimeError(f"counting the GPUs failed: the process exited with code {child.exitcode}") from None
+    finally:
+        child.join(5)
+        answer.close()
+    return int(count), str(build)
+
+
+class SubmissionProcess:
+    """One submission, run in a separate, limited process, on real (``mode`` "cuda") or simulated ("sim") GPUs."""
+
+    def __init__(self, submission_dir: Path, mode: str, limits: Limits | None = None,
                  budget_s: float | None = None) -> None:
         self.submission_dir = Path(submission_dir).resolve()
-        self.devices = devices
+        self.mode = require_mode(mode)
         self.limits = limits or Limits()
-        self.scratch_root = Path(tempfile.mkdtemp(prefix="practical8-"))
+        self.scratch_root = Path(tempfile.mkdtemp(prefix=f"{ASSIGNMENT}-"))
         self.budget_s, self.deadline = budget_s, None
         self.proc = None
         self._cache: dict[str, Any] = {}
@@ -76,7 +101,7 @@ class SubmissionProcess:
         self._replies, rep_write = _CONTEXT.Pipe(duplex=False)
         out_read, out_write = _CONTEXT.Pipe(duplex=False)
         self.proc = _CONTEXT.Process(target=serve, daemon=True, args=(
-            str(self.submission_dir), self.devices, req_read, rep_write, out_write, str(scratch), self.limits))
+            str(self.submission_dir), self.mode, req_read, rep_write, out_write, str(scratch), self.limits))
         with _no_main_module():
             self.proc.start()
         self.scratch = scratch

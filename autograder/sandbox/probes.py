@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..busy import TIMELINE_SCALE, overlap_seconds, record
+from ..simgpu.active import active_simulation, simulation_active
 from . import inputs
 
 PROBES: dict[str, Callable[..., dict]] = {}
@@ -71,6 +73,11 @@ def _device(t: torch.Tensor) -> str:
 _TENSOR_DEVICE = torch._C.TensorBase.device.__get__
 
 
+def _output_device(out: Any) -> str:
+    """Where a forward's output lives, or what it was instead of a tensor (for the message)."""
+    return _device(out) if isinstance(out, torch.Tensor) else repr(out)[:200]
+
+
 def make_batch(seed: int, *shape: int) -> torch.Tensor:
     """``inputs.make_batch`` as a CPU tensor (the graders regenerate the same array)."""
     return torch.from_numpy(inputs.make_batch(seed, *shape))
@@ -105,7 +112,7 @@ def build(ctx: Context, devices: list[str], seed: int, forward_batch: int | None
     if forward_batch is not None:
         with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
             out = model(make_batch(seed, forward_batch, 1000))
-        observed["output_device"] = _device(out) if isinstance(out, torch.Tensor) else repr(out)[:200]
+        observed["output_device"] = _output_device(out)
     return observed
 
 
@@ -121,7 +128,7 @@ def forward(ctx: Context, devices: list[str], seed: int, batch_sizes: list[int],
         printed = io.StringIO()
         with torch.no_grad(), contextlib.redirect_stdout(printed):
             out = model(x, trace=trace) if trace else model(x)
-        runs.append({"batch": b, "output_device": _device(out) if isinstance(out, torch.Tensor) else repr(out)[:200],
+        runs.append({"batch": b, "output_device": _output_device(out),
                      "transfers": [asdict(t) for t in ctx.log.transfers[first:]], "printed": printed.getvalue()[:2000]})
         if isinstance(out, torch.Tensor):
             outputs[f"batch{b}"] = out
@@ -209,9 +216,6 @@ def time_forward(ctx: Context, devices: list[str], seed: int, warmup: int, repea
 def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size: int) -> dict:
     """Part 5: one forward of PipelinedMPModel holding ``initial_weights(seed)``; the output, placement and
     the devices' busy intervals."""
-    from ..simgpu.simulation import active_simulation, simulation_active
-    from ..timeline import TIMELINE_SCALE, overlap_seconds, record
-
     if simulation_active():  # overlap needs devices slower than the host, as real GPUs are (this request only)
         active_simulation().clocks.scale = TIMELINE_SCALE
     torch.manual_seed(seed)
@@ -225,7 +229,7 @@ def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size
     out = outputs["out"]
     return {
         "params": {name: _device(p) for name, p in model.named_parameters()},
-        "output_device": _device(out) if isinstance(out, torch.Tensor) else repr(out)[:200],
+        "output_device": _output_device(out),
         "output": ctx.save_tensors("pipeline_output", {"out": out}) if isinstance(out, torch.Tensor) else None,
         "not_loaded": not_loaded,
         "overlap_s": overlap_seconds(busy, devices[0], devices[1]),

@@ -1,6 +1,6 @@
 """The submission's process: imports the student's module and answers probe requests.
 
-It is forked from a warm server (``pool.py``) that has imported torch and the probes once, so each
+It is forked from a warm server (``client.start_warm_server``) that has imported torch and the probes once, so each
 submission starts in milliseconds. ``serve`` applies the limits, then answers one request per message:
 JSON bytes in, JSON bytes out (never pickle). The student's stdout/stderr go to a capped output pipe,
 never into the replies. Nothing here is trusted by the graders: replies are plain data they check.
@@ -22,12 +22,12 @@ from typing import Any
 
 import torch  # noqa: F401 - imported once in the warm server, before any fork
 
+from ..contract import MODULE, MODULE_FILE
 from ..simgpu import simulated_gpus
 from . import inputs, probes
 from .limits import Limits, apply
 from .recorder import CudaRecorder
 
-MODULE = "model_parallel"
 CLOCKS = ("perf_counter", "perf_counter_ns", "time", "time_ns", "monotonic", "monotonic_ns")
 # Device time = CPU time while grading: the probes' own CUDA-event workload makes missing syncs obvious,
 # and grading does not pay the simulation's default 2.5x slow-down at every sync.
@@ -87,20 +87,20 @@ def _load(submission: Path) -> None:
         _State.import_error = {**_student_error(exc, submission), "during": "import"}
 
 
-def serve(source: str, devices: str, requests, replies, output, scratch: str, limits: Limits) -> None:
+def serve(source: str, mode: str, requests, replies, output, scratch: str, limits: Limits) -> None:
     """Child entry point: limits, private copy of the submission, then answer probes until told to stop."""
     os.dup2(output.fileno(), 1)
     os.dup2(output.fileno(), 2)
     submission = Path(scratch) / "submission"
     submission.mkdir()
-    shutil.copy(Path(source) / f"{MODULE}.py", submission / f"{MODULE}.py")  # the original stays untouched
+    shutil.copy(Path(source) / MODULE_FILE, submission / MODULE_FILE)  # the original stays untouched
     if limits.threads:
         torch.set_num_threads(limits.threads)
-    for note in apply(limits, scratch, real_gpus=devices == "cuda"):
+    for note in apply(limits, scratch, real_gpus=mode == "cuda"):
         print(f"[sandbox] not applied: {note}", file=sys.stderr)
     _log_clock_reads()
     with contextlib.ExitStack() as stack:
-        sim = stack.enter_context(simulated_gpus(2, scale=GRADING_SCALE)) if devices == "sim" else None
+        sim = stack.enter_context(simulated_gpus(2, scale=GRADING_SCALE)) if mode == "sim" else None
         reply_fd, owner = replies.fileno(), os.getpid()
         os.write(reply_fd, b'{"ready": true}\n')  # before any student code: start-up never counts against a check
         for line in os.fdopen(requests.fileno(), "rb", buffering=0, closefd=False):

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .active import active_simulation as _active
 from .clock import SLEEP_CYCLES_PER_S
 from .placement import SimulationUnsupported
 
@@ -120,11 +121,6 @@ class _StreamContext:
 
     def __exit__(self, *exc):
         self.ctx.__exit__(*exc)
-
-
-def _active():
-    from .simulation import active_simulation
-    return active_simulation()
 
 
 def _index(device: Any) -> int:

@@ -19,23 +19,13 @@ from typing import Any
 import torch
 
 from . import cuda_api
+from .active import active_simulation, set_active, simulation_active
 from .clock import DEFAULT_SCALE, DeviceClocks
 from .mode import SimulatedCudaMode
 from .placement import SimulationUnsupported
 
-_state = threading.local()
 _PATCH_LOCK = threading.Lock()
-
-
-def active_simulation() -> Simulation:
-    sim = getattr(_state, "sim", None)
-    if sim is None:
-        raise RuntimeError("No simulated GPUs are active: use `with autograder.simulated_gpus(2): ...`.")
-    return sim
-
-
-def simulation_active() -> bool:
-    return getattr(_state, "sim", None) is not None
+__all__ = ["Simulation", "active_simulation", "simulated_gpus", "simulation_active"]
 
 
 class Simulation:
@@ -95,7 +85,7 @@ def _refuse_compile(*args: Any, **kwargs: Any):
 @contextlib.contextmanager
 def simulated_gpus(n: int = 2, *, scale: float = DEFAULT_SCALE) -> Iterator[Simulation]:
     """Simulate ``n`` CUDA devices on the CPU for the duration of the ``with`` block (see module docstring)."""
-    if getattr(_state, "sim", None) is not None:
+    if simulation_active():
         raise RuntimeError("simulated_gpus() is already active in this thread; nesting is not supported.")
     if not _PATCH_LOCK.acquire(blocking=False):
         raise RuntimeError("simulated_gpus() is active in another thread; torch.cuda can be simulated for one "
@@ -108,11 +98,11 @@ def simulated_gpus(n: int = 2, *, scale: float = DEFAULT_SCALE) -> Iterator[Simu
     try:
         for obj, name, value in patches:
             setattr(obj, name, value)
-        _state.sim = sim
+        set_active(sim)
         with sim.mode:
             yield sim
     finally:
-        _state.sim = None
+        set_active(None)
         for obj, name, value in reversed(saved):
             if value is _MISSING:
                 delattr(obj, name)

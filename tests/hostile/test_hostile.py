@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO
 
 from autograder.batch import grade_class
-from autograder.mutants import REFERENCE
+from autograder.samples import REFERENCE
 
 from .cases import CASES
 
@@ -30,7 +30,7 @@ def batch(tmp_path_factory, fast_rubric):
         (submitted / case.name / "practical8" / "model_parallel.py").write_text(case.source)
     (submitted / BYSTANDER / "practical8").mkdir(parents=True)
     (submitted / BYSTANDER / "practical8" / "model_parallel.py").write_text(REFERENCE.read_text())
-    reports = grade_class(submitted, out, fast_rubric, devices="sim")
+    reports = grade_class(submitted, out, fast_rubric, "sim")
     return {r.submission: r for r in reports}, out
 
 

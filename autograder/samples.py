@@ -1,8 +1,10 @@
-"""Deliberately broken (and correctly varied) submissions, made from the reference by text edits.
+"""The bundled samples: the reference, and submissions made from it by text edits - broken ones (mutants)
+and correct ones written differently (variants).
 
-Each entry changes the reference ``solutions/practical8/model_parallel.py`` in one way and names the checks
+Each mutant changes the reference ``solutions/<assignment>/model_parallel.py`` in one way and names the checks
 that must fail because of it - no more, no fewer. The tests grade every one; ``grade`` with no path grades
-the reference and a few of these (``SAMPLES``) so a newcomer sees the autograder at work at once.
+the reference and the mutants marked ``sample`` so a newcomer sees the autograder at work at once; ``slow``
+ones (they spend their time limits by design) are left out where only verdicts are wanted quickly.
 Deriving them from the reference keeps them in step with it: an edit that no longer applies is an error.
 """
 
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from .contract import ASSIGNMENT, MODULE_FILE
 from .release import SOLUTIONS_DIR
 
-REFERENCE = SOLUTIONS_DIR / "practical8" / "model_parallel.py"
+REFERENCE = SOLUTIONS_DIR / ASSIGNMENT / MODULE_FILE
 FORWARD_CHECKS = {"output_device", "forward_values", "direct_transfer", "honors_devices", "trace_prints"}
 TRAIN_CHECKS = {"train_runs", "loss_decreases", "train_matches_reference"}
 TIMING_CHECKS = {"timing_synchronizes", "timing_covers_output_device", "timing_measures_device_time"}
@@ -29,6 +32,8 @@ class Mutant:
     bug: str  # what a student did
     edits: tuple[tuple[str, str], ...]  # (text in the reference, replacement)
     fails: frozenset[str]  # exactly the checks that must fail
+    sample: bool = False  # graded by `python -m autograder grade` with no path, beside the reference
+    slow: bool = False  # spends its time limits by design (a hang): left out where only verdicts are wanted
 
     def source(self, reference: str | None = None) -> str:
         text = REFERENCE.read_text() if reference is None else reference
@@ -40,12 +45,13 @@ class Mutant:
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model_parallel.py").write_text(self.source())
+        (folder / MODULE_FILE).write_text(self.source())
         return folder
 
 
-def _m(name: str, bug: str, edits: list[tuple[str, str]], fails: set[str]) -> Mutant:
-    return Mutant(name, bug, tuple(edits), frozenset(fails))
+def _m(name: str, bug: str, edits: list[tuple[str, str]], fails: set[str], sample: bool = False,
+       slow: bool = False) -> Mutant:
+    return Mutant(name, bug, tuple(edits), frozenset(fails), sample, slow)
 
 
 WAIT = "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats"
@@ -63,13 +69,13 @@ MUTANTS = [
        FORWARD_CHECKS | TRAIN_CHECKS),
     _m("copy_via_host", "moved the activation through the CPU",
        [("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.cpu().to(self.device1)")],
-       {"direct_transfer"}),
+       {"direct_transfer"}, sample=True),
     _m("missing_relu", "left out the second ReLU",
        [("return self.relu2(self.layer2(x))", "return self.layer2(x)")],
        {"forward_values", "train_matches_reference"}),
     _m("no_zero_grad", "never zeroes the gradients",
        [("        optimizer.zero_grad()\n", "")],
-       {"train_matches_reference"}),
+       {"train_matches_reference"}, sample=True),
     _m("ignored_lr", "hard-codes the learning rate",
        [("torch.optim.SGD(model.parameters(), lr=lr)", "torch.optim.SGD(model.parameters(), lr=0.01)")],
        {"loss_decreases", "train_matches_reference"}),
@@ -89,14 +95,14 @@ MUTANTS = [
        TIMING_CHECKS),
     _m("bare_sync", "a bare torch.cuda.synchronize(): waits for cuda:0 only",
        [(WAIT, "        torch.cuda.synchronize()\n        return (time.perf_counter() - start) / repeats")],
-       {"timing_covers_output_device"}),
+       {"timing_covers_output_device"}, sample=True),
     _m("sync_after_clock", "synchronizes only after reading the clock",
        [(WAIT, "        elapsed = time.perf_counter() - start\n        wait_for_gpus()\n"
                "        return elapsed / repeats")],
        TIMING_CHECKS),
     _m("milliseconds", "returns milliseconds instead of seconds",
        [("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / repeats * 1000")],
-       {"timing_measures_device_time"}),
+       {"timing_measures_device_time"}, sample=True),
     _m("hard_coded_devices", "ignores the constructor's devices",
        [("self.device0 = torch.device(device0)", "self.device0 = torch.device('cuda:0')"),
         ("self.device1 = torch.device(device1)", "self.device1 = torch.device('cuda:1')")],
@@ -106,7 +112,7 @@ MUTANTS = [
        ALL_CHECKS),
     _m("hang_in_train", "an infinite loop in train()",
        [("    losses = []\n", "    losses = []\n    while True:\n        pass\n")],
-       TRAIN_CHECKS),
+       TRAIN_CHECKS, slow=True),
     _m("exit_in_forward", "calls sys.exit() inside forward",
        [("        if trace:\n            print(f\"Before move", "        import sys\n        sys.exit(0)\n"
                                                             "        if trace:\n            print(f\"Before move")],
@@ -160,7 +166,7 @@ PIPELINE_MUTANTS = [
        [("return torch.cat(outputs)  # (B, 1000) on device1", "return torch.cat(outputs).to(self.device0)")],
        {"pipeline_placement"}),
 ]
-SAMPLES = ["copy_via_host", "no_zero_grad", "bare_sync", "milliseconds"]
+SAMPLES = [m for m in MUTANTS if m.sample]
 
 
 def load_reference() -> ModuleType:
@@ -172,4 +178,12 @@ def load_reference() -> ModuleType:
 
 
 def by_name(name: str) -> Mutant:
-    return next(m for m in MUTANTS + VARIANTS + PIPELINE_MUTANTS if m.name == name)
+    return next(m for m in EVERY_EDIT if m.name == name)
+
+
+def quick_edits() -> list[Mutant]:
+    """Every mutant and variant but the slow ones: what the doctor and the benchmark grade for verdicts."""
+    return [m for m in EVERY_EDIT if not m.slow]
+
+
+EVERY_EDIT = MUTANTS + VARIANTS + PIPELINE_MUTANTS

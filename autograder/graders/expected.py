@@ -1,0 +1,81 @@
+"""What the graders expect, as product code: the values and tolerances they judge by, computed in the trusted
+process with NumPy from the same seeded inputs and initial weights the probes feed the student's code.
+
+The graders (``test_*.py``) import this module, and so does the doctor, which proves on a GPU machine that the
+reference meets these expectations there; nothing here imports a test file.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..contract import LAYER_SHAPES, home_device
+from ..sandbox.inputs import SEED, initial_weights, make_batches
+
+__all__ = ["SEED", "LAYER_SHAPES", "home_device", "misplaced", "require_layers", "unsplit_forward",
+           "reference_sgd", "expected_training"]
+
+# Forward values: fp32 on CPU vs GPU kernels; differences seen are < 1e-6 relative.
+FORWARD_RTOL, FORWARD_ATOL = 1e-4, 1e-5
+
+# Training (train_matches_reference): REFERENCE_STEPS random batches at REFERENCE_LR from the graders' weights.
+LOSS_RTOL = 2e-4  # sim is bit-exact to CPU; fp32 GPU kernels differ by ~1e-6 relative
+WEIGHT_RTOL, WEIGHT_ATOL = 1e-4, 1e-6
+REFERENCE_LR, REFERENCE_STEPS = 0.2, 4
+
+# Timing (timing_measures_device_time): accepted seconds returned / true device seconds per forward. A missing
+# sync reads < 0.3, milliseconds 1000.
+TIMING_LOW, TIMING_HIGH = 0.75, 1.3
+
+
+def misplaced(devices_of: dict[str, str], devices: tuple[str, str] | list[str]) -> list[tuple[str, str, str]]:
+    """(parameter, where it is, where it must be) for every layer parameter that is not on its home device."""
+    return [(name, where, home) for name, where in devices_of.items()
+            if (home := home_device(name, devices)) is not None and where != home]
+
+
+def require_layers(observed: dict) -> None:
+    """Probes that compute put the graders' initial weights into layer1/layer2: fail if there were none."""
+    assert not observed["not_loaded"], (
+        f"The model has no {', '.join(observed['not_loaded'])} of the expected shape; it needs "
+        "self.layer1 = nn.Linear(1000, 2000) and self.layer2 = nn.Linear(2000, 1000).")
+
+
+def unsplit_forward(x: np.ndarray, seed: int = SEED) -> np.ndarray:
+    """relu(W2 relu(W1 x + b1) + b2) with the graders' initial weights: what every forward must return."""
+    w = initial_weights(seed)
+    hidden = np.maximum(x @ w["layer1.weight"].T + w["layer1.bias"], 0)
+    return np.maximum(hidden @ w["layer2.weight"].T + w["layer2.bias"], 0)
+
+
+def reference_sgd(initial: dict, batches, lr: float) -> tuple[list[float], dict]:
+    """Plain SGD on the MSE loss of relu(W2 relu(W1 x + b1) + b2), from ``initial`` (trusted, NumPy).
+
+    The gradients are written out (two Linear layers, two ReLUs, mean squared error), so the reference
+    shares no code with the PyTorch the student's process runs. Returns the losses and the final
+    weights, named as in SimpleMPModel.
+    """
+    w1, b1, w2, b2 = (np.array(initial[f"layer{i}.{kind}"]) for i in (1, 2) for kind in ("weight", "bias"))
+    losses = []
+    for x, y in batches:
+        h1 = x @ w1.T + b1
+        a1 = np.maximum(h1, 0)
+        h2 = a1 @ w2.T + b2
+        out = np.maximum(h2, 0)
+        losses.append(float(np.mean((out - y) ** 2, dtype=np.float64)))
+        d_h2 = np.where(h2 > 0, 2 * (out - y) / out.size, 0).astype(np.float32)  # relu'(0) = 0, as in torch
+        d_h1 = np.where(h1 > 0, d_h2 @ w2, 0).astype(np.float32)
+        w2 -= lr * (d_h2.T @ a1)
+        b2 -= lr * d_h2.sum(0)
+        w1 -= lr * (d_h1.T @ x)
+        b1 -= lr * d_h1.sum(0)
+    return losses, {"layer1.weight": w1, "layer1.bias": b1, "layer2.weight": w2, "layer2.bias": b2}
+
+
+@functools.lru_cache(maxsize=1)
+def expected_training(seed: int = SEED, steps: int = REFERENCE_STEPS,
+                      lr: float = REFERENCE_LR) -> tuple[list[float], dict]:
+    """Reference SGD from the graders' initial weights: the same for every submission, so made once."""
+    return reference_sgd(initial_weights(seed), make_batches(seed, steps, False), lr)
