@@ -23,6 +23,7 @@ from .reports import read_student, write_student, write_summary
 from .rubric import Rubric
 from .sandbox import start_warm_server
 from .sandbox.limits import Limits
+from .simgpu.profiles import DEFAULT_GPU
 
 LOST = "the grading process stopped"  # why a student held by a grading process that died was not graded
 
@@ -43,16 +44,17 @@ def find_submissions(root: Path, assignment: str) -> dict[str, Path]:
 
 
 def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, mode: str, limits: Limits | None,
-                 on_report: Callable[[Report], None]) -> None:
+                 on_report: Callable[[Report], None], sim_gpu: str = DEFAULT_GPU) -> None:
     """Grade each ``(student, folder)`` in one graders' session; never raises: whatever goes wrong becomes
     the affected students' failed checks, with the reason, and ``on_report`` gets every student's report."""
     pending, in_flight = iter(todo), []
+    gpu = sim_gpu if mode == "sim" else None
 
     def gradable() -> Iterable[tuple[str, Path]]:
         for student, folder in pending:
             if not (folder / MODULE_FILE).is_file():
                 on_report(Report.all_failed(student, rubric, mode, f"No {MODULE_FILE} was found in your submission "
-                                            f"({folder.name}/); submit the file with this exact name."))
+                                            f"({folder.name}/); submit the file with this exact name.", gpu))
                 continue
             in_flight[:] = [student]
             yield student, folder
@@ -62,15 +64,16 @@ def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, mode: str, li
         on_report(report)
 
     try:
-        grade_all(gradable(), rubric, mode, limits, reported)
+        grade_all(gradable(), rubric, mode, limits, reported, sim_gpu)
     except Exception as exc:  # noqa: BLE001 - the graders could not run at all: say so to everyone left
         for student in [*in_flight, *(student for student, _ in pending)]:
-            on_report(Report.could_not_grade(student, rubric, mode, f"{type(exc).__name__}: {exc}"))
+            on_report(Report.could_not_grade(student, rubric, mode, f"{type(exc).__name__}: {exc}", gpu))
 
 
-def fingerprint(folder: Path, rubric: Rubric) -> str:
-    """What a result depends on: the submission, the rubric, the graders and probes. Same -> skip on re-run."""
-    digest = hashlib.sha256()
+def fingerprint(folder: Path, rubric: Rubric, mode: str, sim_gpu: str) -> str:
+    """What a result depends on: the submission, the rubric, the devices, the graders and probes. Same -> skip on
+    re-run."""
+    digest = hashlib.sha256(f"{mode} {sim_gpu if mode == 'sim' else ''}".encode())
     module = folder / MODULE_FILE
     digest.update(module.read_bytes() if module.is_file() else b"<missing>")
     digest.update(repr(rubric.checks).encode())
@@ -95,7 +98,7 @@ def select_shard(students: list[str], shard: str | None) -> list[str]:
     return students[index - 1::count]
 
 
-def _serve_queue(tasks, results, rubric: Rubric, mode: str) -> None:
+def _serve_queue(tasks, results, rubric: Rubric, mode: str, sim_gpu: str = DEFAULT_GPU) -> None:
     """A pool process: one graders' session for every student it takes from ``tasks`` (until None)."""
     start_warm_server()  # first: it imports torch while this process loads pytest and the graders
     me = os.getpid()
@@ -106,11 +109,12 @@ def _serve_queue(tasks, results, rubric: Rubric, mode: str) -> None:
             yield task[0], Path(task[1])
 
     # N pool processes share the cores: one torch thread per submission beats oversubscription.
-    grade_stream(todo(), rubric, mode, Limits(threads=1), lambda report: results.put(("done", me, report)))
+    grade_stream(todo(), rubric, mode, Limits(threads=1), lambda report: results.put(("done", me, report)), sim_gpu)
 
 
 def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
-                   on_report: Callable[[Report], None], serve: Callable[..., None] = _serve_queue) -> None:
+                   on_report: Callable[[Report], None], serve: Callable[..., None] = _serve_queue,
+                   sim_gpu: str = DEFAULT_GPU) -> None:
     """Grade ``todo`` in ``jobs`` processes that pull students from one queue; each report arrives as soon
     as it is made. Nothing from student code crosses these queues: only names and our own Reports."""
     spawn = multiprocessing.get_context("spawn")
@@ -119,7 +123,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
         tasks.put((student, str(folder)))
     for _ in range(jobs):
         tasks.put(None)
-    workers = [spawn.Process(target=serve, args=(tasks, results, rubric, mode)) for _ in range(jobs)]
+    workers = [spawn.Process(target=serve, args=(tasks, results, rubric, mode, sim_gpu)) for _ in range(jobs)]
     with mock.patch.dict(os.environ, OPENBLAS_NUM_THREADS="1"):  # the graders' small products: no spinning helpers
         for worker in workers:
             worker.start()
@@ -135,7 +139,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
                     lost += sorted(left - set(lost))
                 for student in lost:
                     left.discard(student)
-                    on_report(Report.could_not_grade(student, rubric, mode, LOST))
+                    on_report(Report.could_not_grade(student, rubric, mode, LOST, sim_gpu if mode == "sim" else None))
                 continue
             if kind == "started":
                 in_flight[pid] = payload
@@ -151,7 +155,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
 
 
 def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int = 1,
-                force: bool = False, shard: str | None = None) -> list[Report]:
+                force: bool = False, shard: str | None = None, sim_gpu: str = DEFAULT_GPU) -> list[Report]:
     """Grade every submission under ``root`` (or one shard of them) into ``out_dir``; resumable. Returns the
     reports of the students graded now; ``out_dir/summary.csv`` covers every student graded there so far.
 
@@ -167,7 +171,7 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int 
     todo, reports, kept = {}, [], {}
     for student in select_shard(sorted(submissions), shard):
         folder, stamp = submissions[student], out_dir / student / "fingerprint"
-        key = fingerprint(folder, rubric)
+        key = fingerprint(folder, rubric, mode, sim_gpu)
         earlier = read_student(out_dir / student, rubric) if stamp.is_file() and stamp.read_text() == key else None
         if earlier is not None and not force:
             kept[student] = earlier
@@ -191,9 +195,9 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int 
 
     folders = {student: folder for student, (folder, _) in todo.items()}
     if jobs <= 1 or len(todo) <= 1:
-        grade_stream(folders.items(), rubric, mode, None, on_report)
+        grade_stream(folders.items(), rubric, mode, None, on_report, sim_gpu)
     else:
-        _grade_in_pool(folders, rubric, mode, jobs, on_report)
+        _grade_in_pool(folders, rubric, mode, jobs, on_report, sim_gpu=sim_gpu)
     progress.close()
     write_summary([*_graded_before(out_dir, rubric, exclude=set(kept) | set(todo)), *kept.values(), *reports],
                   out_dir / "summary.csv", rubric)

@@ -16,13 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .devices import NAMES
-from .simgpu.simulation import active_simulation, simulation_active
-
-# Simulated timelines are recorded with device time = 4x the CPU's real work: the host (whose Python overhead
-# is not scaled) stays well ahead of the devices even on a busy shared CPU, as a real host stays ahead of real
-# GPUs, so the bubbles drawn are the pipeline's, not the machine's. Seen on this 2-core box with a CPU hog
-# running beside it: bubble for 4 micro-batches 0.20-0.25 at 4x, 0.22-0.41 at the default 2.5x.
-TIMELINE_SCALE = 4.0
+from .simgpu.active import active_simulation, simulation_active
 
 
 @dataclass(frozen=True)

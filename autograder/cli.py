@@ -24,6 +24,10 @@ from .release import generate_assignment
 from .reports import table, write_junit, write_results
 from .rubric import DEFAULT_RUBRIC, RubricError, load_rubric
 from .sandbox import gpu_count
+from .simgpu.profiles import DEFAULT_GPU, PROFILES
+
+SIM_GPU = {"choices": list(PROFILES), "default": DEFAULT_GPU,
+           "help": "the GPU the simulation models (when it simulates; default: %(default)s)"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,13 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--force", action="store_true", help="with --out: re-grade even unchanged submissions")
     g.add_argument("--shard", help="with --out: grade only shard I/N of the class (e.g. a Slurm array task)")
     g.add_argument("--junit", type=Path, help="also write JUnit XML here")
+    g.add_argument("--sim-gpu", **SIM_GPU)
     g.set_defaults(func=_grade)
     t = commands.add_parser("timeline", help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel")
     t.add_argument("--out", type=Path, default=Path("timeline.png"), help="PNG to write (default: %(default)s)")
     t.add_argument("--devices", choices=CHOICES, default="auto")
+    t.add_argument("--sim-gpu", **SIM_GPU)
+    t.add_argument("--sweep", action="store_true", help="draw the pipelined speed-up against split_size instead")
     t.set_defaults(func=_timeline)
     d = commands.add_parser("doctor", help="check this machine before grading a class on it (GPUs, verdicts)")
     d.add_argument("--out", type=Path, default=Path("doctor"), help="folder for doctor.json/doctor.md")
+    d.add_argument("--sim-gpu", **SIM_GPU)
     d.set_defaults(func=_doctor)
     m = commands.add_parser("merge", help="merge shard output folders into one, with the class summary.csv")
     m.add_argument("sources", nargs="+", type=Path)
@@ -77,16 +85,16 @@ def _grade(args: argparse.Namespace) -> int:
     mode = resolve(args.devices, gpu_count)  # once: a missing GPU stops the run before anything is graded
     if args.out is not None:
         reports = grade_class(args.submission, args.out, rubric, mode, jobs=args.jobs, force=args.force,
-                              shard=args.shard)
+                              shard=args.shard, sim_gpu=args.sim_gpu)
         print(f"graded {len(reports)} submissions (unchanged ones skipped); summary in {args.out / 'summary.csv'}")
     elif args.submission is not None:
-        reports = [grade(args.submission, rubric, mode)]
+        reports = [grade(args.submission, rubric, mode, sim_gpu=args.sim_gpu)]
         print(table(reports[0]))
         if args.results:
             write_results(reports[0], args.results)
     else:
         print("No submission given: grading the bundled samples (the reference and typical mistakes).\n")
-        named = grade_samples(rubric, mode)
+        named = grade_samples(rubric, mode, args.sim_gpu)
         for name, report in named:
             print(table(report) + "\n")
             if args.results:
@@ -100,15 +108,15 @@ def _grade(args: argparse.Namespace) -> int:
 def _timeline(args: argparse.Namespace) -> int:
     from .timeline import draw_reference
 
-    path, where = draw_reference(args.out, resolve(args.devices, torch_gpu_count))
-    print(f"wrote {path} (one forward on {where})")
+    path, where = draw_reference(args.out, resolve(args.devices, torch_gpu_count), args.sim_gpu, args.sweep)
+    print(f"wrote {path} and {path.with_suffix('.json').name} (the reference on {where})")
     return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
     from .doctor import run
 
-    report = run(args.out)
+    report = run(args.out, args.sim_gpu)
     print((args.out / "doctor.md").read_text())
     return 0 if report["ok"] else 1
 

@@ -40,9 +40,9 @@ def machine() -> dict[str, Any]:
 
 
 def _cycles_for(seconds: float, device: str) -> int:
-    from .sandbox.probes import _sleep_cycles
+    from .sandbox.probes import sleep_cycles
 
-    return _sleep_cycles(seconds, torch.device(device))
+    return sleep_cycles(seconds, torch.device(device))
 
 
 def asynchrony(device: str = "cuda:0") -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from .graders import PLUGIN_NAME
 from .rubric import Check, Rubric, RubricError
 from .sandbox import SubmissionProcess, start_warm_server
 from .sandbox.limits import Limits
+from .simgpu.profiles import DEFAULT_GPU, gpu_profile
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
 TIMEOUT_MARGIN_S = 15  # pytest-timeout is the outer guard; the probe's own limit normally fires first
@@ -55,30 +57,38 @@ class Report:
     mode: str  # "cuda" (real GPUs) or "sim"
     results: list[CheckResult] = field(default_factory=list)
     not_graded: str | None = None  # why grading itself could not run (ours, not the student's): grade it again
+    sim_gpu: str | None = None  # with mode "sim": the simulated GPU's profile (simgpu/profiles.py)
+
+    @property
+    def graded_on(self) -> str:
+        """"2 real GPUs" or "2 simulated NVIDIA A100-SXM4-80GB": for every report a person reads."""
+        return "2 real GPUs" if self.mode == "cuda" else f"2 simulated {gpu_profile(self.sim_gpu).name}"
 
     @classmethod
-    def all_failed(cls, submission: str, rubric: Rubric, mode: str, why: str) -> Report:
+    def all_failed(cls, submission: str, rubric: Rubric, mode: str, why: str, sim_gpu: str | None = None) -> Report:
         """Every enabled check failed for one reason the student can act on (e.g. the file is missing)."""
-        return cls(submission, mode, [CheckResult(c, False, why) for c in rubric.enabled])
+        return cls(submission, mode, [CheckResult(c, False, why) for c in rubric.enabled], sim_gpu=sim_gpu)
 
     @classmethod
-    def could_not_grade(cls, submission: str, rubric: Rubric, mode: str, reason: str) -> Report:
+    def could_not_grade(cls, submission: str, rubric: Rubric, mode: str, reason: str,
+                        sim_gpu: str | None = None) -> Report:
         """Grading itself failed (ours, not the student's code): every check says so, and a re-run grades again."""
         why = f"Grading could not run ({reason}). Ask your instructor to grade it again."
-        report = cls.all_failed(submission, rubric, mode, why)
+        report = cls.all_failed(submission, rubric, mode, why, sim_gpu)
         report.not_graded = why
         return report
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (report.json): what a resumed or merged class run reads back instead of grading again."""
-        return {"submission": self.submission, "mode": self.mode, "not_graded": self.not_graded,
+        return {"submission": self.submission, "mode": self.mode, "sim_gpu": self.sim_gpu,
+                "not_graded": self.not_graded,
                 "results": [{"check": r.check.id, "passed": r.passed, "message": r.message} for r in self.results]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], rubric: Rubric) -> Report:
         """The report ``to_dict`` wrote, with its checks as ``rubric`` defines them now."""
         results = [CheckResult(rubric.check(r["check"]), r["passed"], r["message"]) for r in data["results"]]
-        return cls(data["submission"], data["mode"], results, data.get("not_graded"))
+        return cls(data["submission"], data["mode"], results, data.get("not_graded"), data.get("sim_gpu"))
 
     @property
     def score(self) -> float:
@@ -100,9 +110,14 @@ class GradingPlugin:
     """
 
     def __init__(self, rubric: Rubric, mode: str, limits: Limits | None,
-                 submissions: Iterable[tuple[str, Path]], on_report: Callable[[Report], None]) -> None:
+                 submissions: Iterable[tuple[str, Path]], on_report: Callable[[Report], None],
+                 sim_gpu: str = DEFAULT_GPU, seed: int | None = None) -> None:
         self.rubric, self.mode, self.limits = rubric, mode, limits
         self.submissions, self.on_report = submissions, on_report
+        self.sim_gpu = gpu_profile(sim_gpu).key if mode == "sim" else None
+        # The graders draw their workloads from this: fresh for every grading run, so no submission can know
+        # them in advance; fixed only where a test must see two runs alike.
+        self.seed = secrets.randbits(64) if seed is None else seed
         self.submission: SubmissionProcess | None = None
         self.outcomes: dict[str, tuple[bool, str]] = {}
         self.error: str | None = None
@@ -118,15 +133,16 @@ class GradingPlugin:
     def _grade_one(self, items: list[pytest.Item], name: str, folder: Path) -> Report:
         self.outcomes = {}
         try:
-            with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout) as submission:
+            with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout,
+                                   self.sim_gpu or DEFAULT_GPU) as submission:
                 self.submission = submission
                 for i, item in enumerate(items):  # what pytest's own loop does, once per submission
                     item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
         except Exception as exc:  # noqa: BLE001 - this submission's checks fail with the reason; the next goes on
-            return Report.could_not_grade(name, self.rubric, self.mode, f"{type(exc).__name__}: {exc}")
+            return Report.could_not_grade(name, self.rubric, self.mode, f"{type(exc).__name__}: {exc}", self.sim_gpu)
         finally:
             self.submission = None
-        report = Report(name, self.mode)
+        report = Report(name, self.mode, sim_gpu=self.sim_gpu)
         for check in self.rubric.enabled:
             passed, message = self.outcomes.get(check.id, (False, "The check did not run."))
             report.results.append(CheckResult(check, passed, message))
@@ -198,11 +214,12 @@ def protect_private_files() -> None:
                 private.chmod(0o700)
 
 
-def grade(submission_dir: Path, rubric: Rubric, mode: str, limits: Limits | None = None) -> Report:
+def grade(submission_dir: Path, rubric: Rubric, mode: str, limits: Limits | None = None,
+          sim_gpu: str = DEFAULT_GPU, seed: int | None = None) -> Report:
     """Run every enabled check of ``rubric`` against ``submission_dir``; one ``CheckResult`` per check."""
     submission_dir = require_submission(submission_dir)
     reports: list[Report] = []
-    grade_all([(str(submission_dir), submission_dir)], rubric, mode, limits, reports.append)
+    grade_all([(str(submission_dir), submission_dir)], rubric, mode, limits, reports.append, sim_gpu, seed)
     return reports[0]
 
 
@@ -215,7 +232,7 @@ def require_submission(folder: Path) -> Path:
     return folder
 
 
-def grade_samples(rubric: Rubric, mode: str) -> list[tuple[str, Report]]:
+def grade_samples(rubric: Rubric, mode: str, sim_gpu: str = DEFAULT_GPU) -> list[tuple[str, Report]]:
     """(name, report) for the reference and each sample mutant; a report's title names the mistake made."""
     import tempfile
 
@@ -224,7 +241,7 @@ def grade_samples(rubric: Rubric, mode: str) -> list[tuple[str, Report]]:
     with tempfile.TemporaryDirectory() as tmp:
         folders = [("reference", REFERENCE.parent)] + [(m.name, m.write(Path(tmp) / m.name)) for m in SAMPLES]
         reports: list[Report] = []
-        grade_all(folders, rubric, mode, on_report=reports.append)
+        grade_all(folders, rubric, mode, on_report=reports.append, sim_gpu=sim_gpu)
     titles = ["reference"] + [f"{m.name} ({m.bug})" for m in SAMPLES]
     for report, title in zip(reports, titles, strict=True):  # one session grades them in order
         report.submission = title
@@ -232,7 +249,8 @@ def grade_samples(rubric: Rubric, mode: str) -> list[tuple[str, Report]]:
 
 
 def grade_all(submissions: Iterable[tuple[str, Path]], rubric: Rubric, mode: str,
-              limits: Limits | None = None, on_report: Callable[[Report], None] = lambda report: None) -> None:
+              limits: Limits | None = None, on_report: Callable[[Report], None] = lambda report: None,
+              sim_gpu: str = DEFAULT_GPU, seed: int | None = None) -> None:
     """Grade each ``(name, folder)`` in turn, in one pytest session; ``on_report`` gets each report at once.
 
     ``submissions`` may be a generator (a queue of work): it is read one submission at a time. A submission
@@ -241,7 +259,7 @@ def grade_all(submissions: Iterable[tuple[str, Path]], rubric: Rubric, mode: str
     require_mode(mode)
     start_warm_server()  # imports torch there while this process loads the graders
     protect_private_files()
-    plugin = GradingPlugin(rubric, mode, limits, submissions, on_report)
+    plugin = GradingPlugin(rubric, mode, limits, submissions, on_report, sim_gpu, seed)
     args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
             "-s", "--tb=no", "--no-header", *_PLUGINS, *_NOT_NEEDED]
     with contextlib.redirect_stdout(io.StringIO()), _quiet_env():

@@ -22,7 +22,7 @@ def gradescope_results(report: Report) -> dict[str, Any]:
     """Gradescope's results.json: score plus one test per check (name = "<check id>: <title>")."""
     return {
         "score": report.score,
-        "output": f"Graded on {'real' if report.mode == 'cuda' else 'simulated'} GPUs (cuda:0, cuda:1).",
+        "output": f"Graded on {report.graded_on} (cuda:0, cuda:1).",
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [
@@ -48,7 +48,7 @@ def table(report: Report, width: int = 100) -> str:
     """A plain-text table: check, points, PASS/FAIL, message (wrapped)."""
     import textwrap
 
-    lines = [f"{report.submission}  ({'real' if report.mode == 'cuda' else 'simulated'} GPUs)",
+    lines = [f"{report.submission}  ({report.graded_on})",
              f"{'check':<30} {'points':>9}  result  message", "-" * width]
     for r in report.results:
         points = f"{r.score:g}/{r.check.points:g}"
@@ -63,7 +63,7 @@ def feedback_markdown(report: Report) -> str:
     """Per-student feedback: each check, points, message. Never any grader source."""
     lines = [f"# Practical 8 feedback: {report.submission}", "",
              f"**Score: {report.score:g} / {report.max_score:g}** "
-             f"(graded on {'real' if report.mode == 'cuda' else 'simulated'} GPUs)", "",
+             f"(graded on {report.graded_on})", "",
              "| check | points | result |", "|---|---:|---|"]
     lines += [f"| {r.check.id}: {r.check.title} | {r.score:g} / {r.check.points:g} | "
               f"{'passed' if r.passed else 'failed'} |" for r in report.results]

@@ -21,7 +21,8 @@ from .release import SOLUTIONS_DIR
 REFERENCE = SOLUTIONS_DIR / ASSIGNMENT / MODULE_FILE
 FORWARD_CHECKS = {"output_device", "forward_values", "direct_transfer", "honors_devices", "trace_prints"}
 TRAIN_CHECKS = {"train_runs", "loss_decreases", "train_matches_reference"}
-TIMING_CHECKS = {"timing_synchronizes", "timing_covers_output_device", "timing_measures_device_time"}
+TIMING_CHECKS = {"timing_synchronizes", "timing_covers_output_device", "timing_measures_device_time",
+                 "timing_excludes_warmup"}
 ALL_CHECKS = {"placement"} | FORWARD_CHECKS | TRAIN_CHECKS | TIMING_CHECKS
 PIPELINE_CHECKS = {"pipeline_placement", "pipeline_matches_unsplit", "pipeline_overlaps"}  # Part 5, optional
 
@@ -92,14 +93,21 @@ MUTANTS = [
        {"trace_prints"}),
     _m("no_sync", "reads the clock without synchronizing",
        [(WAIT, "        return (time.perf_counter() - start) / repeats")],
-       TIMING_CHECKS),
+       TIMING_CHECKS - {"timing_excludes_warmup"}),
     _m("bare_sync", "a bare torch.cuda.synchronize(): waits for cuda:0 only",
        [(WAIT, "        torch.cuda.synchronize()\n        return (time.perf_counter() - start) / repeats")],
        {"timing_covers_output_device"}, sample=True),
     _m("sync_after_clock", "synchronizes only after reading the clock",
        [(WAIT, "        elapsed = time.perf_counter() - start\n        wait_for_gpus()\n"
                "        return elapsed / repeats")],
-       TIMING_CHECKS),
+       TIMING_CHECKS - {"timing_excludes_warmup"}),
+    _m("skip_warmup", "no warm-up forwards before the timed ones",
+       [("        for _ in range(warmup):\n            model(x)\n", "")],
+       {"timing_excludes_warmup"}),
+    _m("no_sync_before_clock", "starts the clock without waiting for the warm-up's GPU work",
+       [("            model(x)\n        wait_for_gpus()\n        start = time.perf_counter()",
+         "            model(x)\n        start = time.perf_counter()")],
+       {"timing_excludes_warmup"}),
     _m("milliseconds", "returns milliseconds instead of seconds",
        [("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / repeats * 1000")],
        {"timing_measures_device_time"}, sample=True),
@@ -136,15 +144,40 @@ EVENT_TIMING = """    with torch.no_grad():
             end.synchronize()
         return start.elapsed_time(end) / 1000 / repeats
 """
+TIMED_BLOCK = ("    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n"
+               "        wait_for_gpus()\n        start = time.perf_counter()\n"
+               "        for _ in range(repeats):\n            model(x)\n"
+               "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats\n")
 VARIANTS = [
-    _m("variant_cuda_events", "times with CUDA events recorded on device1", [(
-        "    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n        wait_for_gpus()\n"
-        "        start = time.perf_counter()\n        for _ in range(repeats):\n            model(x)\n"
-        "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats\n", EVENT_TIMING)], set()),
+    _m("variant_cuda_events", "times with CUDA events recorded on device1", [(TIMED_BLOCK, EVENT_TIMING)], set()),
     _m("variant_time_time", "uses time.time and syncs only the output device",
        [("time.perf_counter()", "time.time()"),
         ("        for device in (model.device0, model.device1):\n            if device.type == \"cuda\":\n"
          "                torch.cuda.synchronize(device)", "        torch.cuda.synchronize(model.device1)")], set()),
+    _m("variant_stream_sync", "waits with each device's current stream", [(
+        "torch.cuda.synchronize(device)", "torch.cuda.current_stream(device).synchronize()")], set()),
+    _m("variant_accelerator_sync", "waits with torch.accelerator.synchronize", [(
+        "torch.cuda.synchronize(device)", "torch.accelerator.synchronize(device)")], set()),
+    _m("variant_imported_synchronize", "binds `from torch.cuda import synchronize` at import", [
+        ("from torch import nn\n", "from torch import nn\nfrom torch.cuda import synchronize\n"),
+        ("torch.cuda.synchronize(device)", "synchronize(device)")], set()),
+    _m("variant_item_of_output", "waits by reading a value of the last output (.item())", [(
+        "        for _ in range(repeats):\n            model(x)\n        wait_for_gpus()\n",
+        "        for _ in range(repeats):\n            out = model(x)\n"
+        "        out[0, 0].item()  # on device1: waits\n")],
+       set()),
+    _m("variant_benchmark_timer", "times with torch.utils.benchmark.Timer with device1 current", [(
+        "        start = time.perf_counter()\n        for _ in range(repeats):\n            model(x)\n" + WAIT + "\n",
+        "        from torch.utils import benchmark\n\n"
+        "        with torch.cuda.device(model.device1):  # Timer waits for the current device only\n"
+        "            timer = benchmark.Timer(\"model(x)\", globals={\"model\": model, \"x\": x})\n"
+        "            return timer.timeit(repeats).mean\n")], set()),
+    _m("variant_event_query", "polls Event.query() instead of synchronizing",
+       [(TIMED_BLOCK, EVENT_TIMING.replace("            end.synchronize()\n",
+                                            "            while not end.query():\n                pass\n"))], set()),
+    _m("variant_untimed_forward_after", "runs one more, untimed forward after stopping the clock", [(
+        WAIT, "        wait_for_gpus()\n        elapsed = time.perf_counter() - start\n"
+              "        model(x)  # one more, after the clock stopped\n        return elapsed / repeats")], set()),
     _m("variant_linear_device", "builds layers with nn.Linear(..., device=...) and nn.Sequential",
        [("self.layer1 = nn.Linear(1000, 2000).to(self.device0)",
          "self.layer1 = nn.Linear(1000, 2000, device=self.device0)"),
@@ -162,6 +195,8 @@ PIPELINE_MUTANTS = [
         ("        outputs.append(self.relu2(self.layer2(moved)))\n        return torch.cat",
          "        outputs.insert(0, self.relu2(self.layer2(moved)))\n        return torch.cat")],
        {"pipeline_matches_unsplit"}),
+    _m("pipeline_input_not_moved", "feeds a CPU input to layer1 without moving it to device0",
+       [("chunks = iter(x.to(self.device0).split(", "chunks = iter(x.split(")], {"pipeline_matches_unsplit"}),
     _m("pipeline_wrong_device", "returns the output on device0",
        [("return torch.cat(outputs)  # (B, 1000) on device1", "return torch.cat(outputs).to(self.device0)")],
        {"pipeline_placement"}),

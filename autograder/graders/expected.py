@@ -8,6 +8,7 @@ reference meets these expectations there; nothing here imports a test file.
 from __future__ import annotations
 
 import functools
+import random
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from ..contract import LAYER_SHAPES, home_device
 from ..sandbox.inputs import SEED, initial_weights, make_batches
 
 __all__ = ["SEED", "LAYER_SHAPES", "home_device", "misplaced", "require_layers", "unsplit_forward",
-           "reference_sgd", "expected_training"]
+           "reference_sgd", "expected_training", "timing_workloads"]
 
 # Forward values: fp32 on CPU vs GPU kernels; differences seen are < 1e-6 relative.
 FORWARD_RTOL, FORWARD_ATOL = 1e-4, 1e-5
@@ -25,9 +26,44 @@ LOSS_RTOL = 2e-4  # sim is bit-exact to CPU; fp32 GPU kernels differ by ~1e-6 re
 WEIGHT_RTOL, WEIGHT_ATOL = 1e-4, 1e-6
 REFERENCE_LR, REFERENCE_STEPS = 0.2, 4
 
-# Timing (timing_measures_device_time): accepted seconds returned / true device seconds per forward. A missing
-# sync reads < 0.3, milliseconds 1000.
+# Timing: time_forward(warmup=TIMING_WARMUP, repeats=TIMING_REPEATS) while the probe adds known GPU work to its
+# forwards (``timing_workloads``). Accepted: seconds returned / true device seconds per timed forward within
+# [TIMING_LOW, TIMING_HIGH]. Warm-up and timed forwards are as many, so timing the warm-up too reads 2.0 and
+# dividing by warmup + repeats 0.5; a missing sync reads ~0, milliseconds 1000, and a bare synchronize() of
+# cuda:0 misses the last forward's device1 work (5/6 with even work, < 0.3 when that work is large).
 TIMING_LOW, TIMING_HIGH = 0.75, 1.3
+TIMING_WARMUP = TIMING_REPEATS = 3
+TIMING_SCENARIOS = ("device0", "last_on_device1", "even", "after_warmup")
+TIMING_EXTRA_FORWARDS = 3  # forwards beyond warmup + repeats that still get the timed work
+
+
+def timing_workloads(rng: random.Random, scenario: str, warmup: int = TIMING_WARMUP,
+                     repeats: int = TIMING_REPEATS) -> tuple[list[float], list[float]]:
+    """Seconds of GPU work the probe adds ahead of each forward (``before``, device0) and behind it (``after``,
+    device1), by position. Sizes are drawn from ``rng`` (fresh each grading run), in milliseconds: far more than
+    the host's launches, so the returned seconds show what the clock waited for.
+
+    - device0: each timed forward starts with work on device0 - any wait for the GPUs covers it;
+    - last_on_device1: the last timed forward ends with large work on device1 - only a wait for device1 covers it;
+    - even: the same work on both devices in every timed forward - the per-forward arithmetic;
+    - after_warmup: the last warm-up forward ends with large work on device1 - a clock started before waiting
+      for it (or a missing warm-up) counts it.
+    Warm-up forwards get a tenth of the timed work, so a program that skips the warm-up still times real work;
+    every forward after the warm-up gets the timed work, so extra forwards (``torch.utils.benchmark.Timer`` warms
+    up twice more; one more after the clock stopped) change nothing.
+    """
+    if scenario not in TIMING_SCENARIOS:
+        raise ValueError(f"unknown timing scenario {scenario!r}")
+    w = rng.uniform(2e-3, 4e-3)
+    total = warmup + repeats + TIMING_EXTRA_FORWARDS
+    before, after = [w / 10] * warmup + [w] * (total - warmup), [0.0] * total
+    if scenario == "last_on_device1":
+        after[warmup + repeats - 1] = rng.uniform(8, 12) * repeats * w
+    elif scenario in ("even", "after_warmup"):
+        after[warmup:] = [w] * (total - warmup)
+        if scenario == "after_warmup":
+            after[warmup - 1] = rng.uniform(8, 12) * repeats * w
+    return before, after
 
 
 def misplaced(devices_of: dict[str, str], devices: tuple[str, str] | list[str]) -> list[tuple[str, str, str]]:

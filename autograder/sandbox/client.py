@@ -27,6 +27,7 @@ import numpy as np
 
 from ..contract import ASSIGNMENT
 from ..devices import require_mode
+from ..simgpu.profiles import DEFAULT_GPU, gpu_profile
 from .limits import Limits
 
 START_TIMEOUT_S = 120  # the first child waits for the warm server to import torch
@@ -78,9 +79,10 @@ class SubmissionProcess:
     """One submission, run in a separate, limited process, on real (``mode`` "cuda") or simulated ("sim") GPUs."""
 
     def __init__(self, submission_dir: Path, mode: str, limits: Limits | None = None,
-                 budget_s: float | None = None) -> None:
+                 budget_s: float | None = None, sim_gpu: str = DEFAULT_GPU) -> None:
         self.submission_dir = Path(submission_dir).resolve()
         self.mode = require_mode(mode)
+        self.sim_gpu = gpu_profile(sim_gpu).key
         self.limits = limits or Limits()
         self.scratch_root = Path(tempfile.mkdtemp(prefix=f"{ASSIGNMENT}-"))
         self.budget_s, self.deadline = budget_s, None
@@ -101,7 +103,8 @@ class SubmissionProcess:
         self._replies, rep_write = _CONTEXT.Pipe(duplex=False)
         out_read, out_write = _CONTEXT.Pipe(duplex=False)
         self.proc = _CONTEXT.Process(target=serve, daemon=True, args=(
-            str(self.submission_dir), self.mode, req_read, rep_write, out_write, str(scratch), self.limits))
+            str(self.submission_dir), self.mode, req_read, rep_write, out_write, str(scratch), self.limits,
+            self.sim_gpu))
         with _no_main_module():
             self.proc.start()
         self.scratch = scratch
@@ -260,6 +263,7 @@ _ENTRY_POINTS = {
     "forward": "SimpleMPModel.forward",
     "train": "train()",
     "time_forward": "time_forward()",
+    "pipeline": "PipelinedMPModel",
     "import": "import of model_parallel.py",
 }
 
@@ -274,6 +278,8 @@ def _explain(error: dict, probe: str) -> str:
     if error.get("during") == "import":
         return f"Importing model_parallel.py failed with {kind}: {message}{place}. Fix it so the file imports."
     function = _STUDENT_FUNCTIONS.get(error.get("function"), _ENTRY_POINTS.get(probe, probe))
+    if probe == "pipeline" and error.get("function") in ("__init__", "forward"):
+        function = function.replace("SimpleMPModel", "PipelinedMPModel")
     if kind == "NotImplementedError":
         return (f"{function} is not implemented yet: it raised NotImplementedError{place}. "
                 "Replace `# YOUR CODE HERE` and `raise NotImplementedError()` with your code.")

@@ -19,21 +19,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..busy import TIMELINE_SCALE, overlap_seconds, record
-from ..simgpu.active import active_simulation, simulation_active
+from ..busy import overlap_seconds, record
 from . import inputs
 
 PROBES: dict[str, Callable[..., dict]] = {}
 _BUILT: dict[tuple, torch.nn.Module] = {}  # this submission's models as constructed, per (devices, seed)
 _FILE_NUMBERS = itertools.count()
-TIMED_FORWARD_SLEEP_S = 0.01  # device1 work added to each timed forward: known, and > 3x the host's time
 
 
 class Context:
-    """What a probe gets: the student's module, the devices, the log, and where to put tensors."""
+    """What a probe gets: the student's module, the transfer/sync log, and where to put tensors."""
 
-    def __init__(self, module: Any, log: Any, scratch: Path, clock_reads: list[int]) -> None:
-        self.module, self.log, self.scratch, self.clock_reads = module, log, scratch, clock_reads
+    def __init__(self, module: Any, log: Any, scratch: Path) -> None:
+        self.module, self.log, self.scratch = module, log, scratch
 
     def save_tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> str:
         """Tensors as plain float arrays in an .npz file (no pickle in it); returns the file's name."""
@@ -154,9 +152,9 @@ def train(ctx: Context, devices: list[str], seed: int, steps: int, lr: float | N
     }
 
 
-def _sleep_cycles(seconds: float, device: torch.device) -> int:
+def sleep_cycles(seconds: float, device: torch.device) -> int:
     """How many ``torch.cuda._sleep`` cycles last ``seconds`` on ``device`` (calibrated with CUDA events)."""
-    probe_cycles = 2_000_000  # 2 ms on the simulation, ~1 ms on a real GPU: enough for CUDA events
+    probe_cycles = 2_000_000  # ~1.4 ms at a GPU's clock: long enough for CUDA events
     with torch.cuda.device(device):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
@@ -166,62 +164,92 @@ def _sleep_cycles(seconds: float, device: torch.device) -> int:
         return int(probe_cycles * seconds * 1000 / start.elapsed_time(end))
 
 
-@probe
-def time_forward(ctx: Context, devices: list[str], seed: int, warmup: int, repeats: int) -> dict:
-    """Call the student's time_forward() with a known device1 workload added to every forward.
+class _Workloads:
+    """Known device work added to the student's forwards, by position (0 = the first call): ``before[i]``
+    seconds on device0 ahead of forward i, ``after[i]`` seconds on device1 behind it. Both lie on the forward's
+    own path (device0's work precedes the copy, device1's follows layer2), so any wait that covers the
+    forward's output covers them. CUDA events on device1 mark each forward's start and end."""
 
-    Logs, in one order: each forward's end, every host wait, every clock read. The true device time per
-    timed forward is measured with CUDA events on device1 (simulated or real), which never lie.
+    def __init__(self, devices: list[str], before: list[float], after: list[float]) -> None:
+        self.devices = [torch.device(d) for d in devices]
+        rate = {d: sleep_cycles(1.0, d) for d in dict.fromkeys(self.devices)}
+        self.before = [int(s * rate[self.devices[0]]) for s in before]
+        self.after = [int(s * rate[self.devices[1]]) for s in after]
+        self.marks: list[tuple[int, Any, Any]] = []  # (log seq after the forward, start event, end event)
+
+    def wrap(self, forward: Callable[..., Any], log: Any) -> Callable[..., Any]:
+        def timed_forward(*args: Any, **kwargs: Any):
+            i = len(self.marks)
+            with torch.cuda.device(self.devices[1]):
+                started = torch.cuda.Event(enable_timing=True)
+                started.record()
+            if i < len(self.before) and self.before[i]:
+                with torch.cuda.device(self.devices[0]):
+                    torch.cuda._sleep(self.before[i])
+            out = forward(*args, **kwargs)
+            with torch.cuda.device(self.devices[1]):
+                if i < len(self.after) and self.after[i]:
+                    torch.cuda._sleep(self.after[i])
+                ended = torch.cuda.Event(enable_timing=True)
+                ended.record()
+            self.marks.append((log.next_seq(), started, ended))
+            return out
+
+        return timed_forward
+
+    def seconds_per_forward(self, timed: list[tuple[int, Any, Any]]) -> float | None:
+        """The device time of ``timed`` (consecutive forwards), per forward, from their CUDA events."""
+        for _, _, ended in self.marks:
+            ended.synchronize()
+        return timed[0][1].elapsed_time(timed[-1][2]) / 1000 / len(timed) if timed else None
+
+
+@probe
+def time_forward(ctx: Context, devices: list[str], seed: int, warmup: int, repeats: int, before: list[float],
+                 after: list[float]) -> dict:
+    """Call the student's time_forward() with known device work added to its forwards (``_Workloads``).
+
+    By the contract the first ``warmup`` forwards are untimed and the next ``repeats`` are timed (any later ones,
+    after the clock stopped, are not); the true device time per timed forward is measured with CUDA events,
+    which never lie. The host waits seen after the last timed forward are reported to choose the message.
     """
     model = ctx.build(devices, seed)
-    device1 = torch.device(devices[1])
-    cycles = _sleep_cycles(TIMED_FORWARD_SLEEP_S, device1)
+    workloads = _Workloads(devices, before, after)
+    model.forward = workloads.wrap(model.forward, ctx.log)
     x = make_batch(seed, 32, 1000).to(devices[0])  # on device0 already: no host wait starts each forward
-    student_forward, marks = model.forward, []
-
-    def forward(*args: Any, **kwargs: Any):
-        with torch.cuda.device(device1):
-            launched = torch.cuda.Event(enable_timing=True)
-            launched.record()
-        out = student_forward(*args, **kwargs)
-        with torch.cuda.device(device1):
-            torch.cuda._sleep(cycles)
-            done = torch.cuda.Event(enable_timing=True)
-            done.record()
-        marks.append((ctx.log.next_seq(), launched, done))
-        return out
-
-    model.forward = forward
-    ctx.clock_reads.clear()
+    torch.cuda.synchronize(devices[0])
     first_seq = ctx.log.next_seq()
     seconds = ctx.module.time_forward(model, x, warmup=warmup, repeats=repeats)
     last_seq = ctx.log.next_seq()
-    reads = list(ctx.clock_reads)
-    for _, _, done in marks:
-        done.synchronize()
-    timed = marks[-repeats:]
-    true_seconds = timed[0][1].elapsed_time(timed[-1][2]) / 1000 / len(timed) if timed else None
+    calls = len(workloads.marks)
+    timed = workloads.marks[warmup:warmup + repeats] if calls >= warmup + repeats else workloads.marks[-repeats:]
+    after_timed = timed[-1][0] if timed else first_seq
     return {
         "seconds": seconds if isinstance(seconds, (int, float)) else repr(type(seconds).__name__),
-        "true_seconds": true_seconds,
-        "sleep_seconds": TIMED_FORWARD_SLEEP_S,
-        "forward_seqs": [seq for seq, _, _ in marks],
-        "syncs": [asdict(s) for s in ctx.log.syncs if first_seq < s.seq < last_seq],
-        "clock_reads": [seq for seq in reads if first_seq < seq < last_seq],
-        "call_end_seq": last_seq,
+        "true_seconds": workloads.seconds_per_forward(timed),
+        "forwards": calls,
+        "waited_for": sorted({s.device for s in ctx.log.syncs if after_timed < s.seq < last_seq}),
     }
 
 
 @probe
-def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size: int) -> dict:
+def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size: int, stage_s: float = 0.0,
+             input_on_cpu: bool = False) -> dict:
     """Part 5: one forward of PipelinedMPModel holding ``initial_weights(seed)``; the output, placement and
-    the devices' busy intervals."""
-    if simulation_active():  # overlap needs devices slower than the host, as real GPUs are (this request only)
-        active_simulation().clocks.scale = TIMELINE_SCALE
+    the devices' busy intervals. ``stage_s`` of known device work follows each call of layer1 (on device0) and
+    layer2 (on device1), so each micro-batch's stages take long against the host's launches, as a large
+    batch's would on real GPUs."""
     torch.manual_seed(seed)
     model = ctx.module.PipelinedMPModel(devices[0], devices[1], split_size=split_size)
     not_loaded = load_weights(model, seed)
-    x = make_batch(seed, batch, 1000).to(devices[0])
+    if stage_s:
+        for layer, device in (("layer1", devices[0]), ("layer2", devices[1])):
+            module = getattr(model, layer, None)
+            if isinstance(module, torch.nn.Module):
+                module.register_forward_hook(_stage_work(sleep_cycles(stage_s, torch.device(device)), device))
+    x = make_batch(seed, batch, 1000)
+    if not input_on_cpu:
+        x = x.to(devices[0])
     outputs = {}
     with torch.no_grad():
         outputs["warmup"] = model(x)
@@ -235,3 +263,11 @@ def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size
         "overlap_s": overlap_seconds(busy, devices[0], devices[1]),
         "span_s": max((b.end for b in busy), default=0.0),
     }
+
+
+def _stage_work(cycles: int, device: str) -> Callable[..., None]:
+    def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        with torch.cuda.device(device):
+            torch.cuda._sleep(cycles)
+
+    return hook

@@ -1,30 +1,35 @@
-"""Per-device clocks for the simulated GPUs: queues, busy intervals, transfers and sync points.
+"""The simulation's time: a virtual host clock and per-device queues, in integer nanoseconds.
 
-The host is the real Python process and its clock is the real ``time.perf_counter``. Each simulated
-device keeps a "ready at" time: work launched on it starts when both the host has launched it and the
-device has finished what came before, and lasts the CPU time it really took times ``scale`` (plus a
-launch latency). The host never waits for a device except at a sync point, where it really sleeps
-until that device is done. So a timer without a sync stops early with *any* clock the student uses.
+Nothing here reads the machine's clock or sleeps. The host's time advances by ``launch_s`` of the GPU profile
+per kernel it launches, by ``time.sleep`` and by a small step per clock read or event query; it jumps to a
+device's finish time whenever the host waits for that device. Each device keeps a "ready at" time: a kernel
+starts when both the host has launched it and the device has finished what came before, and lasts what the
+profile's cost model says. So a timer without a sync stops early with any clock the student uses, and the same
+program gives the same times on any machine under any load: the CPU time the simulation really spends never
+shows on a clock.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass, field
-from time import perf_counter  # bound at import: graders may wrap time.perf_counter to log clock reads
 
-# Device time = SCALE x the CPU time the op really took + LAUNCH_LATENCY. SCALE > 1 makes the device the
-# bottleneck, as on a real GPU driven by a fast host, so missing syncs are visible
-# (a timer without one reads ~40% of the truth).
-DEFAULT_SCALE = 2.5
-LAUNCH_LATENCY_S = 10e-6  # order of a real CUDA kernel launch
-SLEEP_CYCLES_PER_S = 1.0e9  # torch.cuda._sleep(cycles) on the simulated device: 1 GHz
+from .profiles import DEFAULT_GPU, GpuProfile, gpu_profile
+
+NS = 1_000_000_000
+CLOCK_READ_NS = 1_000  # a clock read or an Event/Stream query costs the host 1 us: polling loops end
+# Where the virtual clocks start: a fixed perf_counter/monotonic origin (so differences round the same way on
+# every machine), and the epoch second the simulation started for time.time().
+PERF_ORIGIN_NS = 1_000 * NS
+
+
+def to_ns(seconds: float) -> int:
+    return round(seconds * NS)
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A stretch of time during which one device was busy."""
+    """A stretch of time during which one device was busy (seconds on the virtual clock)."""
 
     device: str
     start: float
@@ -56,57 +61,80 @@ class Sync:
 
 @dataclass
 class DeviceClocks:
-    """The simulated devices' clocks and everything they recorded."""
+    """The host's virtual clock, the devices' queues, and everything they recorded."""
 
     n: int
-    scale: float = DEFAULT_SCALE
-    launch_latency: float = LAUNCH_LATENCY_S
-    ready_at: list[float] = field(default_factory=list)
+    profile: GpuProfile = field(default_factory=lambda: gpu_profile(DEFAULT_GPU))
+    now_ns: int = 0  # the host's time since the simulation started
+    ready_ns: list[int] = field(default_factory=list)
     intervals: list[Interval] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
     syncs: list[Sync] = field(default_factory=list)
     _seq: itertools.count = field(default_factory=itertools.count, repr=False)
 
     def __post_init__(self) -> None:
-        now = perf_counter()
-        self.ready_at = [now] * self.n
+        self.ready_ns = [self.now_ns] * self.n
 
     def next_seq(self) -> int:
         """A global order number shared by transfers, syncs and whatever callers log."""
         return next(self._seq)
 
-    def device_time(self, cpu_seconds: float) -> float:
-        return self.launch_latency + self.scale * cpu_seconds
+    # ------------------------------------------------------------------ the host
+    def advance(self, seconds: float) -> None:
+        """The host spends ``seconds`` (``time.sleep``, host-side work)."""
+        self.now_ns += max(0, to_ns(seconds))
 
-    def charge(self, index: int, host_start: float, seconds: float, name: str, kind: str = "compute") -> float:
-        """Queue ``seconds`` of work on device ``index``, launched by the host at ``host_start``."""
-        start = max(host_start, self.ready_at[index])
-        end = start + seconds
-        self.ready_at[index] = end
-        self.intervals.append(Interval(f"cuda:{index}", start, end, name, kind))
+    def read(self) -> int:
+        """The host reads a clock: a small step, then the time."""
+        self.now_ns += CLOCK_READ_NS
+        return self.now_ns
+
+    def wait(self, index: int, reason: str, until_ns: int | None = None) -> None:
+        """The host blocks until device ``index`` has finished all queued work (or reached ``until_ns``)."""
+        self.now_ns = max(self.now_ns, self.ready_ns[index] if until_ns is None else until_ns)
+        self.syncs.append(Sync(self.next_seq(), f"cuda:{index}", reason, self.now_ns / NS))
+
+    def done(self, ns: int) -> bool:
+        """Whether the host's now is past ``ns`` (an event query, which also costs a clock step)."""
+        return self.read() >= ns
+
+    # ------------------------------------------------------------------ the devices
+    def launch(self, index: int, seconds: float, name: str, kind: str = "compute") -> int:
+        """The host launches ``seconds`` of work on device ``index``; returns when it will finish."""
+        self.now_ns += to_ns(self.profile.launch_s)
+        return self._run(index, seconds, name, kind, self.now_ns)
+
+    def _run(self, index: int, seconds: float, name: str, kind: str, after_ns: int) -> int:
+        start = max(after_ns, self.ready_ns[index])
+        end = start + max(1, to_ns(seconds))
+        self.ready_ns[index] = end
+        self.intervals.append(Interval(f"cuda:{index}", start / NS, end / NS, name, kind))
         return end
 
-    def charge_copy(self, src: int, dst: int, host_start: float, seconds: float) -> float:
-        """A device-to-device copy: ordered after both devices' queued work, occupies both."""
-        start = max(host_start, self.ready_at[src], self.ready_at[dst])
-        end = start + seconds
-        self.ready_at[src] = self.ready_at[dst] = end
-        name = f"copy cuda:{src}->cuda:{dst}"
-        self.intervals.append(Interval(f"cuda:{src}", start, end, name, "copy"))
-        self.intervals.append(Interval(f"cuda:{dst}", start, end, name, "copy"))
-        return end
+    def kernel(self, index: int, flops: float, nbytes: float, name: str) -> int:
+        return self.launch(index, self.profile.kernel_seconds(flops, nbytes), name)
 
-    def record_transfer(self, src: str, dst: str, nbytes: int) -> None:
+    def copy(self, src: str, dst: str, nbytes: int) -> None:
+        """A copy of ``nbytes`` from ``src`` to ``dst`` (``cpu`` or ``cuda:i``), ordered as CUDA orders it."""
         via_host = src == "cpu" or dst == "cpu"
         self.transfers.append(Transfer(self.next_seq(), src, dst, nbytes, via_host))
-
-    def wait(self, index: int, reason: str, until: float | None = None) -> None:
-        """The host blocks until device ``index`` has finished all queued work (or reached ``until``)."""
-        wait_until(self.ready_at[index] if until is None else until)
-        self.syncs.append(Sync(self.next_seq(), f"cuda:{index}", reason, perf_counter()))
-
-
-def wait_until(deadline: float) -> None:
-    """Sleep until ``perf_counter()`` reaches ``deadline`` (never returns early)."""
-    while (left := deadline - perf_counter()) > 0:
-        time.sleep(left)
+        seconds = self.profile.copy_seconds(nbytes, peer=not via_host)
+        name = f"copy {src}->{dst}"
+        if not via_host:
+            # PyTorch's peer copy: a two-way barrier between both devices' streams, the copy on the source's,
+            # and the destination's stream waits for it - so it occupies (or blocks) both.
+            s, d = int(src.split(":")[1]), int(dst.split(":")[1])
+            self.now_ns += to_ns(self.profile.launch_s)
+            start = max(self.now_ns, self.ready_ns[s], self.ready_ns[d])
+            end = start + to_ns(seconds)
+            self.ready_ns[s] = self.ready_ns[d] = end
+            for index in (s, d):
+                self.intervals.append(Interval(f"cuda:{index}", start / NS, end / NS, name, "copy"))
+        elif dst != "cpu":  # host -> device from pageable memory: the host waits until it is done
+            index = int(dst.split(":")[1])
+            self.launch(index, seconds, name, "copy")
+            self.wait(index, "copy from host")
+        else:  # device -> host: the host needs the data, so it waits
+            index = int(src.split(":")[1])
+            self.launch(index, seconds, name, "copy")
+            self.wait(index, "copy to host")

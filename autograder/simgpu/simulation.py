@@ -1,12 +1,15 @@
 """``simulated_gpus(n)``: run code written for ``cuda:0 .. cuda:n-1`` on the CPU, faithfully.
 
-    with simulated_gpus(2) as sim:
+    with simulated_gpus(2, gpu="a100") as sim:
         model = SimpleMPModel("cuda:0", "cuda:1")   # unchanged student code
         out = model(torch.randn(32, 1000))
     sim.clocks.transfers   # [Transfer(src='cpu', dst='cuda:0', ...), Transfer(src='cuda:0', dst='cuda:1', ...)]
 
-Leaving the block restores ``torch`` exactly. The simulation is thread-local (like any TorchFunctionMode):
-other threads, e.g. DataLoader workers, see plain CPU tensors.
+Time is virtual (``clock.py``, ``virtual_time.py``): device time comes from the named GPU's cost model
+(``profiles.py``), the host's clocks read the simulation's time, and nothing sleeps for real, so the same program
+gives the same times on any machine under any load. Leaving the block restores ``torch``, ``time``, ``timeit``
+and ``datetime`` exactly. The simulation is thread-local (like any TorchFunctionMode): other threads, e.g.
+DataLoader workers, see plain CPU tensors and real clocks.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import torch
 
 from . import cuda_api
 from .active import active_simulation, set_active, simulation_active
-from .clock import DEFAULT_SCALE, DeviceClocks
-from .mode import SimulatedCudaMode
+from .clock import DeviceClocks
+from .mode import DeviceAccounting, SimulatedCudaMode
 from .placement import SimulationUnsupported
+from .profiles import DEFAULT_GPU, GpuProfile, gpu_profile
+from .virtual_time import virtual_host_clock
 
 _PATCH_LOCK = threading.Lock()
 __all__ = ["Simulation", "active_simulation", "simulated_gpus", "simulation_active"]
@@ -31,12 +36,12 @@ __all__ = ["Simulation", "active_simulation", "simulated_gpus", "simulation_acti
 class Simulation:
     """The simulated devices: how many, which one is current, their clocks and logs."""
 
-    def __init__(self, n: int, scale: float) -> None:
+    def __init__(self, n: int, gpu: str | GpuProfile = DEFAULT_GPU) -> None:
         if n < 1:
             raise ValueError(f"simulated_gpus(n) needs n >= 1, got {n}")
-        self.n, self.scale = n, scale
+        self.n, self.profile = n, gpu_profile(gpu)
         self.current_device = 0
-        self.clocks = DeviceClocks(n, scale=scale)
+        self.clocks = DeviceClocks(n, self.profile)
         self.mode = SimulatedCudaMode(self)
 
     @property
@@ -71,8 +76,9 @@ class Simulation:
         self.current_device = index
 
     def reset(self) -> None:
-        """Fresh clocks and logs, current device back to cuda:0 (between independent runs)."""
-        self.clocks = DeviceClocks(self.n, scale=self.scale)
+        """Fresh queues and logs, current device back to cuda:0 (between independent runs). The host's time
+        goes on from where it was: a clock never runs backwards."""
+        self.clocks = DeviceClocks(self.n, self.profile, now_ns=self.clocks.now_ns)
         self.current_device = 0
 
 
@@ -83,14 +89,14 @@ def _refuse_compile(*args: Any, **kwargs: Any):
 
 
 @contextlib.contextmanager
-def simulated_gpus(n: int = 2, *, scale: float = DEFAULT_SCALE) -> Iterator[Simulation]:
+def simulated_gpus(n: int = 2, *, gpu: str | GpuProfile = DEFAULT_GPU) -> Iterator[Simulation]:
     """Simulate ``n`` CUDA devices on the CPU for the duration of the ``with`` block (see module docstring)."""
     if simulation_active():
         raise RuntimeError("simulated_gpus() is already active in this thread; nesting is not supported.")
     if not _PATCH_LOCK.acquire(blocking=False):
         raise RuntimeError("simulated_gpus() is active in another thread; torch.cuda can be simulated for one "
                            "thread at a time.")
-    sim = Simulation(n, scale)
+    sim = Simulation(n, gpu)
     patches = [(torch.cuda, name, value) for name, value in cuda_api.stand_ins(sim).items()]
     patches += [(torch.accelerator, name, value) for name, value in cuda_api.accelerator_stand_ins(sim).items()]
     patches.append((torch, "compile", _refuse_compile))
@@ -99,7 +105,7 @@ def simulated_gpus(n: int = 2, *, scale: float = DEFAULT_SCALE) -> Iterator[Simu
         for obj, name, value in patches:
             setattr(obj, name, value)
         set_active(sim)
-        with sim.mode:
+        with virtual_host_clock(lambda: sim.clocks), sim.mode, DeviceAccounting(sim):
             yield sim
     finally:
         set_active(None)
