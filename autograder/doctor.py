@@ -36,6 +36,10 @@ def machine() -> dict[str, Any]:
                             "gpus": [torch.cuda.get_device_name(i) for i in range(count)]}
     if count >= 2:
         info["peer_access_0_to_1"] = torch.cuda.can_device_access_peer(0, 1)
+    if count:
+        from .simgpu.profiles import nearest_profile
+
+        info["nearest_simulated_gpu"] = nearest_profile(info["gpus"][0]).key
     return info
 
 
@@ -87,7 +91,7 @@ def training_numerics(device: str = "cuda:0") -> dict[str, Any]:
     return {"device": device, "max_relative_difference": worst, "tolerance": LOSS_RTOL, "ok": worst <= LOSS_RTOL}
 
 
-def verdicts(mode: str) -> dict[str, dict[str, bool]]:
+def verdicts(mode: str, sim_gpu: str = "a100") -> dict[str, dict[str, bool]]:
     """The reference and every quick sample (Part 5 included), graded on ``mode``: submission -> check -> passed."""
     import tempfile
 
@@ -99,7 +103,7 @@ def verdicts(mode: str) -> dict[str, dict[str, bool]]:
     out: dict[str, dict[str, bool]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folders = [("reference", REFERENCE.parent)] + [(m.name, m.write(Path(tmp) / m.name)) for m in quick_edits()]
-        grade_all(folders, rubric, mode,
+        grade_all(folders, rubric, mode, sim_gpu=sim_gpu,
                   on_report=lambda r: out.__setitem__(r.submission, {c.check.id: c.passed for c in r.results}))
     return out
 
@@ -159,19 +163,62 @@ def forward_timing() -> dict[str, Any]:
     return {"gpu": torch.cuda.get_device_name(0), "time_forward_s": measured, "kernel_floor_s": min(floors)}
 
 
-def run(out_dir: Path) -> dict[str, Any]:
+def reference_speeds() -> dict[str, float]:
+    """The reference on the current GPUs (real, or simulated ones): seconds per forward of SimpleMPModel and of
+    PipelinedMPModel at the timeline's batch, and GB/s of one 256 KB copy between the GPUs."""
+    from .samples import load_reference
+    from .timeline import BATCH, SPLIT_SIZE
+
+    module = load_reference()
+    torch.manual_seed(0)
+    simple = module.SimpleMPModel(*NAMES)
+    pipelined = module.PipelinedMPModel(*NAMES, split_size=SPLIT_SIZE)
+    pipelined.load_state_dict(simple.state_dict())
+    x = torch.randn(BATCH, 1000, device=NAMES[0])
+
+    def seconds(model: torch.nn.Module, repeats: int = 5) -> float:
+        with torch.no_grad():
+            model(x)
+            for d in NAMES:
+                torch.cuda.synchronize(d)
+            start = time.perf_counter()  # looked up now: inside a simulation, its virtual clock
+            for _ in range(repeats):
+                model(x)
+            for d in NAMES:
+                torch.cuda.synchronize(d)
+            return (time.perf_counter() - start) / repeats
+
+    return {"simple_forward_s": seconds(simple), "pipelined_forward_s": seconds(pipelined),
+            "copy_256KB_GBps": copy_bandwidth()["direct_GBps"]}
+
+
+def model_vs_gpus(profile_key: str, measured: dict[str, float] | None = None) -> dict[str, Any]:
+    """What the simulation's ``profile_key`` predicts for the reference against what the current GPUs measure
+    (``measured``, or measured now), as measured / predicted ratios: how far simulated timings are from here."""
+    from .simgpu import gpu_profile, simulated_gpus
+
+    measured = reference_speeds() if measured is None else measured
+    with simulated_gpus(2, gpu=profile_key):
+        predicted = reference_speeds()
+    return {"profile": gpu_profile(profile_key).name, "measured": measured, "predicted": predicted,
+            "measured_over_predicted": {k: measured[k] / predicted[k] for k in measured}}
+
+
+def run(out_dir: Path, sim_gpu: str = "a100") -> dict[str, Any]:
     from .simgpu import simulated_gpus
+    from .simgpu.profiles import nearest_profile
 
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
     count = report["machine"]["gpu_count"]
     if count >= 2:
         report["mode"] = "two GPUs"
-        real, sim = verdicts("cuda"), verdicts("sim")
+        real, sim = verdicts("cuda"), verdicts("sim", sim_gpu)
         report["verdict_differences"] = differences(real, sim)
         report["graded"] = len(real)
         report["forward_timing"] = forward_timing()
         report["copy_256KB"] = copy_bandwidth()
         report["asynchrony"] = asynchrony("cuda:0")
+        report["model_vs_gpus"] = model_vs_gpus(nearest_profile(report["machine"]["gpus"][0]).key)
         report["ok"] = not report["verdict_differences"] and report["asynchrony"]["ok"]
     elif count == 1:
         report["mode"] = "one GPU"
@@ -188,9 +235,9 @@ def run(out_dir: Path) -> dict[str, Any]:
                             report["training_numerics"]["ok"], report["refuses_devices_cuda"]))
     else:
         report["mode"] = "no GPU: simulated half only"
-        with simulated_gpus(2):
+        with simulated_gpus(2, gpu=sim_gpu):
             report["asynchrony_simulated"] = asynchrony("cuda:0")
-        report["simulated_verdicts_unexpected"] = unexpected_verdicts(verdicts("sim"))
+        report["simulated_verdicts_unexpected"] = unexpected_verdicts(verdicts("sim", sim_gpu))
         sim = report["simulated_verdicts_unexpected"]
         report["graded"] = 1 + len(quick_edits())
         report["ok"] = report["asynchrony_simulated"]["ok"] and not sim
@@ -219,21 +266,23 @@ def unexpected_verdicts(graded: dict[str, dict[str, bool]]) -> list[str]:
 
 def _timing_verdicts_one_gpu() -> dict[str, Any]:
     """The timing graders' observations, on one real GPU (device0 = device1 = cuda:0): reference vs no sync."""
+    import random
     import tempfile
 
-    from .graders.expected import TIMING_HIGH as HIGH
-    from .graders.expected import TIMING_LOW as LOW
+    from .graders.expected import TIMING_HIGH, TIMING_LOW, TIMING_REPEATS, TIMING_WARMUP, timing_workloads
     from .samples import REFERENCE, by_name
     from .sandbox import SubmissionProcess
 
+    before, after = timing_workloads(random.Random(0), "even")
     ratios = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, folder in (("reference", REFERENCE.parent), ("no_sync", by_name("no_sync").write(Path(tmp) / "n"))):
             with SubmissionProcess(folder, "cuda") as submission:
-                obs = submission.probe("time_forward", 120, devices=["cuda:0", "cuda:0"], seed=0, warmup=2, repeats=10)
+                obs = submission.probe("time_forward", 120, devices=["cuda:0", "cuda:0"], seed=0,
+                                       warmup=TIMING_WARMUP, repeats=TIMING_REPEATS, before=before, after=after)
             ratios[name] = obs["seconds"] / obs["true_seconds"]
-    ok = LOW <= ratios["reference"] <= HIGH and not LOW <= ratios["no_sync"] <= HIGH
-    return {"measured_over_true": ratios, "accepted_range": [LOW, HIGH], "ok": ok}
+    ok = TIMING_LOW <= ratios["reference"] <= TIMING_HIGH and not TIMING_LOW <= ratios["no_sync"] <= TIMING_HIGH
+    return {"measured_over_true": ratios, "accepted_range": [TIMING_LOW, TIMING_HIGH], "ok": ok}
 
 
 def write(report: dict[str, Any], out_dir: Path) -> None:

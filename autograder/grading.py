@@ -62,7 +62,9 @@ class Report:
     @property
     def graded_on(self) -> str:
         """"2 real GPUs" or "2 simulated NVIDIA A100-SXM4-80GB": for every report a person reads."""
-        return "2 real GPUs" if self.mode == "cuda" else f"2 simulated {gpu_profile(self.sim_gpu).name}"
+        if self.mode == "cuda":
+            return "2 real GPUs"
+        return f"2 simulated {gpu_profile(self.sim_gpu).name}" if self.sim_gpu else "2 simulated GPUs"
 
     @classmethod
     def all_failed(cls, submission: str, rubric: Rubric, mode: str, why: str, sim_gpu: str | None = None) -> Report:

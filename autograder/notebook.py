@@ -13,22 +13,23 @@ from pathlib import Path
 import torch
 
 from .devices import resolve, torch_gpu_count
-from .simgpu import simulated_gpus
+from .simgpu import DEFAULT_GPU, simulated_gpus
 
 _SIMULATION = None  # the Simulation this kernel runs in, when there are no two real GPUs (never exited)
 _CONTEXT = None  # its context manager: held so that it is not garbage-collected (which would end it)
 
 
-def use_gpus() -> str:
-    """Two real GPUs when present, otherwise two simulated ones for the rest of this kernel's life."""
+def use_gpus(gpu: str = DEFAULT_GPU) -> str:
+    """Two real GPUs when present, otherwise two simulated ``gpu`` (a profile: t4, a100, h100) for the rest of
+    this kernel's life."""
     global _SIMULATION, _CONTEXT
-    if _SIMULATION is not None:
-        return "Running on two simulated GPUs (cuda:0, cuda:1) on the CPU: no two real GPUs here."
-    if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
-        return f"Running on {torch.cuda.device_count()} real GPUs: {torch.cuda.get_device_name(0)}."
-    _CONTEXT = simulated_gpus(2)
-    _SIMULATION = _CONTEXT.__enter__()
-    return "Running on two simulated GPUs (cuda:0, cuda:1) on the CPU: no two real GPUs here."
+    if _SIMULATION is None:
+        if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
+            return f"Running on {torch.cuda.device_count()} real GPUs: {torch.cuda.get_device_name(0)}."
+        _CONTEXT = simulated_gpus(2, gpu=gpu)
+        _SIMULATION = _CONTEXT.__enter__()
+    return (f"Running on two simulated {_SIMULATION.profile.name} (cuda:0, cuda:1) on the CPU: no two real GPUs "
+            "here. Their timings follow that GPU's datasheet, on a virtual clock.")
 
 
 def public_checks(folder: str | Path = ".") -> float:
@@ -42,7 +43,7 @@ def public_checks(folder: str | Path = ".") -> float:
         c if c.visibility == "visible" else dataclasses.replace(c, enabled=False) for c in rubric.checks))
     # Inside this kernel's simulation torch.cuda answers for the simulated GPUs; torch_gpu_count sees the real ones.
     mode = "sim" if _SIMULATION is not None else resolve("auto", torch_gpu_count)
-    report = grade(Path(folder), visible, mode)
+    report = grade(Path(folder), visible, mode, sim_gpu=_SIMULATION.profile.key if _SIMULATION else DEFAULT_GPU)
     report.submission = f"{folder} - public checks (the hidden ones are graded after submission)"
     print(table(report))
     return report.score

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -69,10 +70,10 @@ def draw(panels: list[tuple[str, list[Busy]]], path: Path, devices: tuple[str, .
     return path
 
 
-def _reference_models(split_sizes: tuple[int, ...]):
+def _reference_models(split_sizes: tuple[int, ...], module: Any = None):
     from .samples import load_reference
 
-    module = load_reference()
+    module = module or load_reference()
     torch.manual_seed(0)
     simple = module.SimpleMPModel(*NAMES)
     pipelined = {}
@@ -97,9 +98,11 @@ def reference_timelines(batch: int = BATCH, split_size: int = SPLIT_SIZE) -> lis
              _recorded(pipelined[split_size], x))]
 
 
-def split_size_sweep(batch: int = BATCH, split_sizes: tuple[int, ...] = SWEEP_SPLIT_SIZES) -> list[dict]:
-    """Forward time of the pipelined reference for each split size, and its speed-up over SimpleMPModel."""
-    simple, pipelined = _reference_models(split_sizes)
+def split_size_sweep(batch: int = BATCH, split_sizes: tuple[int, ...] = SWEEP_SPLIT_SIZES,
+                     module: Any = None) -> list[dict]:
+    """Forward time of PipelinedMPModel for each split size, and its speed-up over SimpleMPModel: the reference's,
+    or those of ``module`` (a student's model_parallel, in the notebook)."""
+    simple, pipelined = _reference_models(split_sizes, module)
     x = torch.randn(batch, 1000, device=NAMES[0])
     unsplit = span(_recorded(simple, x))
     rows = []

@@ -62,10 +62,11 @@ def test_parallel_grading_and_a_missing_file(tmp_path, fast_rubric):
     assert "No model_parallel.py was found" in reports["cat"].results[0].message
     write_junit(list(reports.values()), out / "junit.xml")
     suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
-    assert {s.get("name"): int(s.get("failures")) for s in suites} == {"ann": 0, "ben": 12, "cat": 12}
+    checks = len(fast_rubric.enabled)
+    assert {s.get("name"): int(s.get("failures")) for s in suites} == {"ann": 0, "ben": checks, "cat": checks}
 
 
-def _serve_but_die_on_bob(tasks, results, rubric, mode):
+def _serve_but_die_on_bob(tasks, results, rubric, mode, sim_gpu):
     """A stand-in grading process (no real grading: fast) that dies while it holds bob's submission."""
     import os
 

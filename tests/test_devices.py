@@ -58,4 +58,4 @@ def test_the_default_choice_grades_without_importing_torch_here():
     done = subprocess.run([sys.executable, "-c", code, str(REPO / "solutions" / "practical8")], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "100/100" in done.stdout and "simulated GPUs" in done.stdout
+    assert "100/100" in done.stdout and "2 simulated NVIDIA A100" in done.stdout

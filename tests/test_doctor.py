@@ -54,3 +54,17 @@ def test_doctor_two_gpus_finds_no_verdict_differences(tmp_path):
     main(["doctor", "--out", str(tmp_path)])
     report = json.loads((tmp_path / "doctor.json").read_text())
     assert report["verdict_differences"] == []
+
+
+def test_model_vs_gpus_with_a_stand_in_for_real_gpus():
+    """The doctor's prediction check, run where no GPU is: a simulated H100 stands in for the real GPUs. Measured
+    with the H100's own profile the ratios are exactly 1; against the A100's they show how much faster it is."""
+    from autograder.doctor import model_vs_gpus, reference_speeds
+    from autograder.simgpu.profiles import nearest_profile
+
+    with simulated_gpus(2, gpu="h100"):
+        stand_in = reference_speeds()
+    same = model_vs_gpus(nearest_profile("NVIDIA H100 80GB HBM3").key, stand_in)
+    assert same["measured_over_predicted"] == pytest.approx({k: 1.0 for k in stand_in}, rel=1e-9)
+    other = model_vs_gpus("a100", stand_in)["measured_over_predicted"]
+    assert other["simple_forward_s"] < 0.5 and other["copy_256KB_GBps"] > 1.0  # the H100 computes and copies faster

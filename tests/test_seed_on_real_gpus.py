@@ -4,6 +4,9 @@ import pytest
 import torch
 from seed_program import SimpleMPModel, time_one_forward, train_fixed_batch
 
+from autograder.grading import grade
+from autograder.samples import REFERENCE, TIMING_CHECKS, VARIANTS, by_name
+
 pytestmark = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two real CUDA GPUs")
 
 
@@ -26,3 +29,16 @@ def test_seed_program_raises_the_same_mismatch_error():
 def test_seed_timing_runs_on_real_gpus():
     model = SimpleMPModel()
     assert time_one_forward(model, torch.randn(32, 1000, device="cuda:0"), "both") > 0
+
+
+@pytest.mark.parametrize("name", ["reference", "no_sync", "bare_sync", "skip_warmup", "no_sync_before_clock",
+                                  *(v.name for v in VARIANTS)])
+def test_timing_verdicts_on_real_gpus_match_the_samples(name, fast_rubric, tmp_path):
+    """Every correct way of waiting passes, and each timing mistake loses its checks, on real GPUs too."""
+    import dataclasses
+
+    rubric = dataclasses.replace(fast_rubric, checks=tuple(
+        dataclasses.replace(c, enabled=c.id in TIMING_CHECKS) for c in fast_rubric.checks))
+    folder = REFERENCE.parent if name == "reference" else by_name(name).write(tmp_path / name)
+    expected = set() if name == "reference" else set(by_name(name).fails) & TIMING_CHECKS
+    assert grade(folder, rubric, "cuda").failed() == expected

@@ -1,8 +1,8 @@
 """The simulated two-GPU backend runs the practical's seed program faithfully."""
 
 import copy
-import statistics
 import time
+from time import perf_counter as REAL_PERF_COUNTER  # bound before any simulation replaces time.perf_counter
 
 import pytest
 import torch
@@ -123,12 +123,17 @@ def test_every_way_of_naming_a_device_works(simulated_gpus):
     assert torch.ones(1, device="cuda").device == CUDA1
 
 
+def _cycles(sim, seconds: float) -> int:
+    """torch.cuda._sleep cycles that last ``seconds`` on the simulated GPU (its profile's clock)."""
+    return round(seconds * sim.profile.clock_hz)
+
+
 def test_printing_shows_the_device_and_waits_for_it(simulated_gpus):
     x = torch.ones(2, device="cuda:1")
-    torch.cuda._sleep(int(20e-3 * 1e9))  # 20 ms on the current device, cuda:0: printing cuda:1 doesn't wait
+    torch.cuda._sleep(_cycles(simulated_gpus, 20e-3))  # 20 ms on the current device, cuda:0: cuda:1 needs no wait
     assert repr(x) == "tensor([1., 1.], device='cuda:1')"
     with torch.cuda.device(1):
-        torch.cuda._sleep(int(20e-3 * 1e9))
+        torch.cuda._sleep(_cycles(simulated_gpus, 20e-3))
     start = time.perf_counter()
     str(x)
     assert time.perf_counter() - start >= 20e-3
@@ -138,7 +143,7 @@ def test_printing_shows_the_device_and_waits_for_it(simulated_gpus):
 def test_item_waits_for_the_device(simulated_gpus):
     x = torch.ones(2, device="cuda:1")
     with torch.cuda.device(1):
-        torch.cuda._sleep(int(20e-3 * 1e9))
+        torch.cuda._sleep(_cycles(simulated_gpus, 20e-3))
     start = time.perf_counter()
     assert x.sum().item() == 2.0
     assert time.perf_counter() - start >= 20e-3
@@ -149,31 +154,63 @@ def test_numpy_of_a_gpu_tensor_is_refused_as_on_real_gpus(simulated_gpus):
         torch.ones(2, device="cuda:1").numpy()
 
 
-def _median_forward_times(syncs: tuple[str, ...], trials: int = 15) -> list[float]:
-    """The median time of one forward per way of syncing; the ways take turns within each trial, so a
-    change in the machine's speed during the test affects them alike."""
+def _forward_times(sim) -> dict[str, float]:
+    """One forward timed with each way of syncing (virtual seconds). Batch 1024: the GPUs, not the host's
+    launches, set the pace (at batch 32 an A100 finishes each kernel before the host launches the next)."""
     model = SimpleMPModel()
-    x = torch.randn(32, 1000, device="cuda:0")  # already on cuda:0, so the forward starts without a host sync
-    times = [[time_one_forward(model, x, sync) for sync in syncs] for _ in range(trials)]
-    return [statistics.median(column) for column in zip(*times, strict=True)]
+    x = torch.randn(1024, 1000, device="cuda:0")  # already on cuda:0, so the forward starts without a host sync
+    times = {sync: time_one_forward(model, x, sync) for sync in ("none", "current", "both")}
+    return times
 
 
-def test_timing_without_sync_or_with_current_device_only_under_measures(simulated_gpus):
-    none, current, both = _median_forward_times(("none", "current", "both"))
-    assert none < 0.7 * both, (none, both)
-    assert current < 0.85 * both, (current, both)
-    assert none < current, (none, current)
+def test_without_sync_a_timer_reads_only_the_hosts_launches(simulated_gpus):
+    times = _forward_times(simulated_gpus)
+    profile = simulated_gpus.profile
+    # 2 kernels on cuda:0, the copy, 2 kernels on cuda:1: five launches of the host, then one clock read
+    assert times["none"] == pytest.approx(5 * profile.launch_s + 1e-6, abs=1e-9)
+    assert times["none"] < times["current"] < times["both"]
+
+
+def test_a_bare_synchronize_misses_the_work_left_on_cuda1(simulated_gpus):
+    times = _forward_times(simulated_gpus)
+    last = [i for i in simulated_gpus.intervals if i.device == "cuda:1"][-2:]  # the timed forward's addmm, relu
+    assert [i.name for i in last] == ["addmm", "relu"]
+    missed = sum(i.end - i.start for i in last)
+    assert times["both"] - times["current"] == pytest.approx(missed, abs=2e-9)
 
 
 def test_synchronized_timing_measures_the_device_time(simulated_gpus):
     model = SimpleMPModel()
-    x = torch.randn(32, 1000, device="cuda:0")
+    x = torch.randn(1024, 1000, device="cuda:0")
     measured = time_one_forward(model, x, "both")
-    intervals = [i for i in simulated_gpus.intervals if i.end > simulated_gpus.intervals[-1].end - measured * 2]
-    last_forward_end = max(i.end for i in intervals)
-    assert last_forward_end <= time.perf_counter()
-    device_busy = sum(i.end - i.start for i in simulated_gpus.intervals[-6:])  # the timed forward's own work
-    assert measured >= 0.8 * device_busy / 2
+    forward = [i for i in simulated_gpus.intervals if i.name in ("addmm", "relu", "copy cuda:0->cuda:1")][-6:]
+    # the host launched the first kernel at its start, one launch after the clock started; one read stops it
+    device_span = max(i.end for i in forward) - min(i.start for i in forward)
+    assert measured == pytest.approx(device_span + simulated_gpus.profile.launch_s + 1e-6, abs=1e-9)
+
+
+def test_a_kernel_costs_what_the_gpu_profile_says(simulated_gpus):
+    """addmm of the seed's layer1 on an A100: 2*32*2000*1000 FLOPs at 19.5 TFLOP/s vs its bytes at 2039 GB/s."""
+    profile = simulated_gpus.profile
+    assert profile.key == "a100"
+    layer1 = nn.Linear(1000, 2000).to("cuda:0")
+    x = torch.randn(32, 1000, device="cuda:0")
+    before = len(simulated_gpus.intervals)
+    layer1(x)
+    (kernel,) = [i for i in simulated_gpus.intervals[before:] if i.name == "addmm"]
+    flops = 2 * 32 * 2000 * 1000 + 32 * 2000
+    nbytes = 4 * (2000 + 32 * 1000 + 2000 * 1000 + 32 * 2000)  # bias, input, weight, output
+    expected = 2e-6 + max(flops / 19.5e12, nbytes / 2039e9)
+    assert kernel.end - kernel.start == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_copy_between_the_gpus_goes_over_the_peer_link(simulated_gpus):
+    x = torch.randn(32, 2000, device="cuda:0")
+    before = len(simulated_gpus.intervals)
+    x.to("cuda:1")
+    copies = [i for i in simulated_gpus.intervals[before:] if i.kind == "copy"]
+    assert {i.device for i in copies} == {"cuda:0", "cuda:1"}  # PyTorch's two-way barrier: it holds both queues
+    assert copies[0].end - copies[0].start == pytest.approx(2e-6 + 32 * 2000 * 4 / 300e9, abs=1e-9)
 
 
 def test_cuda_events_agree_with_a_synchronized_wall_clock(simulated_gpus):
@@ -182,12 +219,63 @@ def test_cuda_events_agree_with_a_synchronized_wall_clock(simulated_gpus):
         torch.cuda.synchronize()
         start = time.perf_counter()
         start_event.record()
-        torch.cuda._sleep(int(30e-3 * 1e9))
+        torch.cuda._sleep(_cycles(simulated_gpus, 30e-3))
         end_event.record()
         end_event.synchronize()
         wall_ms = (time.perf_counter() - start) * 1000
-    assert start_event.elapsed_time(end_event) == pytest.approx(30.0, rel=0.05)
-    assert wall_ms == pytest.approx(30.0, rel=0.3)
+    launch_ms = simulated_gpus.profile.launch_s * 1000
+    assert start_event.elapsed_time(end_event) == pytest.approx(30.0 + launch_ms, abs=1e-6)
+    assert wall_ms == pytest.approx(30.0 + launch_ms + 1e-3, abs=1e-6)  # + the clock read that stopped it
+
+
+def test_every_host_clock_reads_virtual_time_and_sleep_never_sleeps(simulated_gpus):
+    import datetime
+    import timeit
+
+    real_start = REAL_PERF_COUNTER()
+    readers = {"perf_counter": time.perf_counter, "monotonic": time.monotonic, "time": time.time,
+               "perf_counter_ns": lambda: time.perf_counter_ns() / 1e9, "time_ns": lambda: time.time_ns() / 1e9,
+               "clock_gettime": lambda: time.clock_gettime(time.CLOCK_MONOTONIC),
+               "default_timer": timeit.default_timer, "datetime.now": lambda: datetime.datetime.now().timestamp()}
+    for name, read in readers.items():
+        before = read()
+        time.sleep(5.0)
+        assert read() - before == pytest.approx(5.0, abs=1e-5), name
+    assert REAL_PERF_COUNTER() - real_start < 1.0  # eight 5 s sleeps took no real time
+    assert timeit.timeit("pass", number=10) < 1e-3  # timeit's default timer is the virtual one too
+
+
+def test_a_polling_loop_on_an_event_ends(simulated_gpus):
+    done = torch.cuda.Event()
+    torch.cuda._sleep(_cycles(simulated_gpus, 5e-3))
+    done.record()
+    start, polls = time.perf_counter(), 0
+    while not done.query():
+        polls += 1
+    assert time.perf_counter() - start >= 5e-3 - 1e-9 and polls > 0
+
+
+def test_other_threads_keep_the_real_clocks(simulated_gpus):
+    import threading
+
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(time.perf_counter()))
+    time.sleep(1000.0)  # the simulation's host is now far ahead of the real clock
+    thread.start()
+    thread.join()
+    assert abs(seen[0] - REAL_PERF_COUNTER()) < 1.0
+
+
+def test_the_same_program_gives_the_same_times_and_logs_bit_for_bit():
+    def run() -> tuple:
+        with simulated_gpus(2) as sim:
+            torch.manual_seed(0)
+            model = SimpleMPModel()
+            losses = train_fixed_batch(model, steps=3, lr=0.5)
+            times = _forward_times(sim)
+            return losses, times, sim.intervals, sim.transfers, sim.syncs
+
+    assert run() == run()
 
 
 def test_devices_take_turns_in_a_forward(simulated_gpus):
@@ -203,10 +291,12 @@ def test_devices_take_turns_in_a_forward(simulated_gpus):
 
 def test_backward_runs_on_the_devices(simulated_gpus):
     model = SimpleMPModel()
+    loss = model(torch.randn(8, 1000)).sum()
     before = len(simulated_gpus.intervals)
-    model(torch.randn(8, 1000)).sum().backward()
-    backward = [i for i in simulated_gpus.intervals[before:] if i.name.startswith("backward")]
+    loss.backward()
+    backward = [i for i in simulated_gpus.intervals[before:] if i.kind == "compute"]
     assert {i.device for i in backward} == {"cuda:0", "cuda:1"}
+    assert {"mm", "threshold_backward"} <= {i.name for i in backward}
     grad_copies = [t for t in simulated_gpus.transfers if (t.src, t.dst) == ("cuda:1", "cuda:0")]
     assert len(grad_copies) == 1
 
@@ -237,12 +327,24 @@ def test_invalid_device_ordinal_is_an_error(simulated_gpus):
         torch.ones(1, device="cuda:2")
 
 
-def test_leaving_restores_torch_exactly():
+def test_leaving_restores_torch_and_the_clocks_exactly():
+    import datetime
+    import timeit
+
     names = ("is_available", "device_count", "synchronize", "Event", "device", "_sleep", "current_device")
     before = {n: getattr(torch.cuda, n) for n in names}
+    clocks = ("perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "time", "time_ns", "clock_gettime",
+              "clock_gettime_ns", "sleep")
+    clocks_before = {n: getattr(time, n) for n in clocks}
+    others_before = (timeit.default_timer, timeit.Timer.__init__.__defaults__, timeit.timeit.__defaults__,
+                     datetime.datetime)
     compile_before = torch.compile
     with simulated_gpus(2):
         x = torch.ones(2, device="cuda:1")
+        assert time.perf_counter is not clocks_before["perf_counter"]
+    assert {n: getattr(time, n) for n in clocks} == clocks_before
+    assert (timeit.default_timer, timeit.Timer.__init__.__defaults__, timeit.timeit.__defaults__,
+            datetime.datetime) == others_before
     assert {n: getattr(torch.cuda, n) for n in names} == before
     assert torch.compile is compile_before
     assert not torch._C._is_torch_function_mode_enabled()

@@ -1,43 +1,70 @@
-"""The idle GPUs, made visible: recorded busy intervals, the bubble, and the timeline picture."""
+"""The idle GPUs, made visible: recorded busy intervals, the bubble, the timeline picture and the split-size sweep.
+
+On simulated GPUs time is virtual and device time comes from the GPU profile's cost model, so these numbers are
+the model's own: the same on any machine, under any load, every run.
+"""
+
+import json
 
 import pytest
 from conftest import REPO
 
-from autograder.busy import TIMELINE_SCALE, idle_fraction, overlap_seconds
+from autograder.busy import idle_fraction, overlap_seconds
 from autograder.cli import main
 from autograder.simgpu import simulated_gpus
-from autograder.timeline import reference_timelines
+from autograder.timeline import BATCH, reference_timelines, span, split_size_sweep
 
-BUBBLE_TOLERANCE = 0.10  # the issue's bound: within 10 points of (p-1)/(m+p-1)
+BUBBLE_POINTS = 0.02  # the issue's target: within 2 points of (p-1)/(m+p-1)
 
 
 def test_simple_model_devices_never_overlap():
-    with simulated_gpus(2, scale=TIMELINE_SCALE):
-        (_, simple), _ = reference_timelines(batch=32, split_size=8)
+    with simulated_gpus(2):
+        (_, simple), _ = reference_timelines()
     assert overlap_seconds(simple) == 0.0
     assert {b.device for b in simple} == {"cuda:0", "cuda:1"}
+    assert idle_fraction(simple) == pytest.approx(0.5, abs=0.04)  # each GPU waits while the other computes
 
 
-@pytest.mark.parametrize("micro_batches", [4, 8])
-def test_pipelined_model_overlaps_and_its_bubble_matches_the_formula(micro_batches):
-    stages, bubbles = 2, []
-    with simulated_gpus(2, scale=TIMELINE_SCALE):
-        for _ in range(5):
-            _, (_, pipelined) = reference_timelines(batch=8 * micro_batches, split_size=8)
-            assert overlap_seconds(pipelined) > 0
-            bubbles.append(idle_fraction(pipelined))
-    expected = (stages - 1) / (micro_batches + stages - 1)
-    # The simulated clocks follow the shared CPU's real timing, and another process's load can only delay the
-    # host and so add idle time, never remove it: the least idle of five runs is the pipeline's own bubble
-    # (CI saw 0.18 / 0.30 / 0.23 for m=8 right after a parallel grading run).
-    assert min(bubbles) == pytest.approx(expected, abs=BUBBLE_TOLERANCE), bubbles
+def _pipelined(micro_batches: int):
+    with simulated_gpus(2):
+        return reference_timelines(BATCH, BATCH // micro_batches)
 
 
-def test_timeline_command_writes_a_png(tmp_path, capsys):
+@pytest.mark.parametrize("micro_batches", [
+    pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
+        "2.2 points under the formula on the default A100: each micro-batch's NVLink copy (13% of a stage) keeps "
+        "both GPUs busy, which (p-1)/(m+p-1) leaves out; a strict xfail, so meeting the target shows here"))),
+    4, 8])
+def test_pipeline_bubble_matches_the_formula(micro_batches):
+    (_, simple), (_, pipelined) = _pipelined(micro_batches)
+    stages = 2
+    assert overlap_seconds(pipelined) > 0
+    assert span(pipelined) < span(simple)  # the point of Part 5: the pipelined forward is shorter
+    assert idle_fraction(pipelined) == pytest.approx((stages - 1) / (micro_batches + stages - 1), abs=BUBBLE_POINTS)
+
+
+def test_the_timeline_is_the_same_every_run():
+    first, second = _pipelined(4), _pipelined(4)
+    assert first == second
+
+
+def test_the_split_size_sweep_has_the_tutorials_shape():
+    """Speed-up rises as micro-batches overlap, then falls when they are so small that the launches dominate."""
+    with simulated_gpus(2):
+        rows = split_size_sweep(split_sizes=(4096, 1024, 256, 32))
+    speed_ups = [r["speed_up"] for r in rows]
+    assert speed_ups[0] == pytest.approx(1.0, abs=0.02)  # one micro-batch: the unsplit model
+    assert speed_ups[1] > 1.3 and speed_ups[2] > speed_ups[0] and speed_ups[3] < speed_ups[2]
+
+
+def test_timeline_command_writes_a_png_and_its_numbers(tmp_path, capsys):
     out = tmp_path / "timeline.png"
     assert main(["timeline", "--out", str(out), "--devices", "sim"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "simulated GPUs" in capsys.readouterr().out
+    numbers = json.loads(out.with_suffix(".json").read_text())
+    simple, pipelined = numbers["panels"]
+    assert pipelined["forward_s"] < simple["forward_s"] and set(simple["busy"]) == {"cuda:0", "cuda:1"}
+    assert "simulated NVIDIA A100" in capsys.readouterr().out
 
 
 def test_readme_shows_the_timeline():

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch  # noqa: F401 - imported once in the warm server, before any fork
 import torch.utils.benchmark  # noqa: F401 - a way to time the forward that students use; as root, modules not
-# loaded before the privilege drop cannot be imported when Python lives in root's home (open issue 12)
 
+# loaded before the privilege drop cannot be imported when Python lives in root's home (open issue 12)
 from ..contract import MODULE, MODULE_FILE
 from ..simgpu import DEFAULT_GPU, simulated_gpus
 from . import inputs, probes

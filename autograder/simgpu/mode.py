@@ -101,9 +101,9 @@ class SimulatedCudaMode(TorchFunctionMode):
             target = self._common_device(func, tensors)
         if target.type != "cuda":
             return func(*args, **kwargs)
-        out = func(*args, **kwargs)  # its ATen ops are charged by DeviceAccounting
-        if requested is not None:  # a factory: made on the host here, on the device on a real GPU
-            _place_new(target, tensors, out)
+        out = func(*args, **kwargs)  # its ATen ops are charged by DeviceAccounting (unless paused)
+        made = _place_new(target, tensors, out)
+        if requested is not None and made:  # a factory: made on the host here, on the device on a real GPU
             self.clocks.kernel(target.index, 0, sum(t.nbytes for t in _tensors(out)), _name(func))
         return out
 
