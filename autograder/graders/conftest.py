@@ -7,7 +7,6 @@ What the graders expect (values, tolerances, helpers) is product code in ``expec
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -41,12 +40,6 @@ def observe(grading, request) -> Callable[..., dict]:
             pytest.fail(str(exc), pytrace=False)
 
     return run
-
-
-@pytest.fixture
-def workload_rng(grading, request) -> random.Random:
-    """Where a check draws the GPU work it adds: fresh each grading run, the same for every submission of it."""
-    return random.Random(f"{grading.seed}:{request.node.get_closest_marker('check').args[0]}")
 
 
 @pytest.fixture

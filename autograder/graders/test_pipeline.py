@@ -5,8 +5,7 @@ import pytest
 
 from autograder.graders.expected import FORWARD_ATOL as ATOL
 from autograder.graders.expected import FORWARD_RTOL as RTOL
-from autograder.graders.expected import SEED, misplaced, require_layers, unsplit_forward
-from autograder.sandbox.inputs import make_batch
+from autograder.graders.expected import SEED, expected_output, misplaced, require_layers
 
 MIN_OVERLAP = 0.10  # share of the forward during which both GPUs compute; with STAGE_S the reference reaches
 # (m-1)/(m+1) = 0.6 for 4 micro-batches (0.56 on the simulated A100); a sync inside the loop gives 0
@@ -36,7 +35,7 @@ def test_pipeline_matches_unsplit(observe, load_arrays, devices):
         require_layers(observed)
         assert observed["output"], f"PipelinedMPModel returned {observed['output_device']}; expected a tensor."
         got = load_arrays(observed["output"])["out"]
-        expected = unsplit_forward(make_batch(SEED, batch, 1000))
+        expected = expected_output(SEED, batch)
         assert got.shape == expected.shape, (
             f"For a batch of {batch} in micro-batches of {split_size} the output has shape {tuple(got.shape)}; "
             f"expected {tuple(expected.shape)}: keep every micro-batch, the last one may be smaller.")

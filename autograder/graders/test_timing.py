@@ -5,13 +5,16 @@ drawn afresh each grading run), and judges the seconds it returns against the tr
 measured with CUDA events (simulated or real). Which waits the log saw only chooses the message.
 """
 
+import random
+
 import pytest
 
 from autograder.graders.expected import SEED, TIMING_HIGH, TIMING_LOW, TIMING_REPEATS, TIMING_WARMUP, timing_workloads
 
 
-def _timed(observe, devices, rng, scenario: str) -> tuple[float, dict]:
-    before, after = timing_workloads(rng, scenario)
+def _timed(observe, devices, grading, scenario: str) -> tuple[float, dict]:
+    # One draw per scenario and grading run: checks that time the same scenario share one call of time_forward.
+    before, after = timing_workloads(random.Random(f"{grading.seed}:{scenario}"), scenario)
     observed = observe("time_forward", devices=list(devices), seed=SEED, warmup=TIMING_WARMUP,
                        repeats=TIMING_REPEATS, before=before, after=after)
     seconds, true = observed["seconds"], observed["true_seconds"]
@@ -25,8 +28,8 @@ def _waited(observed: dict) -> str:
 
 
 @pytest.mark.check("timing_synchronizes")
-def test_timing_synchronizes(observe, devices, workload_rng):
-    ratio, observed = _timed(observe, devices, workload_rng, "device0")
+def test_timing_synchronizes(observe, devices, grading):
+    ratio, observed = _timed(observe, devices, grading, "even")
     assert ratio >= TIMING_LOW, (
         f"time_forward returned {ratio:.0%} of the time the GPUs really took (it waited for {_waited(observed)} "
         "after the timed forwards). CUDA work is asynchronous: the loop returns before the GPUs finish. Call "
@@ -34,8 +37,8 @@ def test_timing_synchronizes(observe, devices, workload_rng):
 
 
 @pytest.mark.check("timing_covers_output_device")
-def test_timing_covers_output_device(observe, devices, workload_rng):
-    ratio, observed = _timed(observe, devices, workload_rng, "last_on_device1")
+def test_timing_covers_output_device(observe, devices, grading):
+    ratio, observed = _timed(observe, devices, grading, "last_on_device1")
     assert ratio >= TIMING_LOW, (
         f"When the last forward's work on {devices[1]} is long, time_forward returned {ratio:.0%} of the time the "
         f"GPUs took: the clock stopped before {devices[1]} finished (it waited for {_waited(observed)}). A bare "
@@ -44,8 +47,8 @@ def test_timing_covers_output_device(observe, devices, workload_rng):
 
 
 @pytest.mark.check("timing_measures_device_time")
-def test_timing_measures_device_time(observe, devices, workload_rng):
-    ratio, observed = _timed(observe, devices, workload_rng, "even")
+def test_timing_measures_device_time(observe, devices, grading):
+    ratio, observed = _timed(observe, devices, grading, "even")
     hint = ("It looks like milliseconds: return seconds. " if ratio > 100 else
             f"Did you time the warm-up too, or divide by something other than repeats={TIMING_REPEATS}? "
             if ratio > TIMING_HIGH else
@@ -57,15 +60,15 @@ def test_timing_measures_device_time(observe, devices, workload_rng):
 
 
 @pytest.mark.check("timing_excludes_warmup")
-def test_timing_excludes_warmup(observe, devices, workload_rng):
-    ratio, observed = _timed(observe, devices, workload_rng, "after_warmup")
+def test_timing_excludes_warmup(observe, devices, grading):
+    ratio, observed = _timed(observe, devices, grading, "after_warmup")
     expected = TIMING_WARMUP + TIMING_REPEATS
     assert observed["forwards"] >= expected, (
         f"time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS}) ran the model {observed['forwards']} "
         f"time(s); expected {TIMING_WARMUP} untimed warm-up forwards, then {TIMING_REPEATS} timed ones.")
     # Against what the same function returns without heavy warm-up work (so the units and arithmetic, which
     # timing_measures_device_time judges, do not count here); 1 when it returns nearly nothing (no sync at all).
-    usual, _ = _timed(observe, devices, workload_rng, "even")
+    usual, _ = _timed(observe, devices, grading, "even")  # the same call timing_measures_device_time made
     relative = ratio / usual if usual >= TIMING_LOW else ratio
     assert relative <= TIMING_HIGH, (
         f"When the last warm-up forward leaves long work on the GPUs, time_forward returned {relative:.1f}x what it "

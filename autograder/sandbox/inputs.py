@@ -21,10 +21,10 @@ def make_batch(seed: int, *shape: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
 
-def make_batches(seed: int, steps: int, fixed: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``steps`` (x, y) pairs of (32, 1000); targets are >= 0 (reachable through the final ReLU)."""
+def make_batches(seed: int, steps: int, fixed: bool, rows: int = 32) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``steps`` (x, y) pairs of (rows, 1000); targets are >= 0 (reachable through the final ReLU)."""
     seeds = [seed + (0 if fixed else i) for i in range(steps)]
-    return [(make_batch(s, 32, 1000), np.maximum(make_batch(s + 1000, 32, 1000), 0)) for s in seeds]
+    return [(make_batch(s, rows, 1000), np.maximum(make_batch(s + 1000, rows, 1000), 0)) for s in seeds]
 
 
 @functools.lru_cache(maxsize=4)

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .clock import DeviceClocks
@@ -28,7 +27,19 @@ MISMATCH = "Expected all tensors to be on the same device, but found at least tw
 
 
 def _tensors(tree: Any) -> list[Tensor]:
-    return [x for x in pytree.tree_leaves(tree) if isinstance(x, Tensor)]
+    """The tensors in nested tuples, lists and dicts (op arguments and results): every op passes here twice, so
+    a plain walk rather than pytree's general one."""
+    found: list[Tensor] = []
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list)):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+    return found
 
 
 def _is_inplace(func: Callable) -> bool:
