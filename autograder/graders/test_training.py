@@ -53,8 +53,8 @@ def test_loss_decreases(observe, devices):
     losses = _losses(observed, FIXED_STEPS)
     assert losses[-1] <= REQUIRED_DROP * losses[0], (
         f"Training {FIXED_STEPS} steps on one fixed batch of {FIXED_ROWS} rows with lr={FIXED_LR} went from loss "
-        f"{losses[0]:.4f} to {losses[-1]:.4f}; expected it to fall by at least {1 - REQUIRED_DROP:.0%}. Check that you call "
-        "optimizer.step() after loss.backward(), and use the lr argument.")
+        f"{losses[0]:.4f} to {losses[-1]:.4f}; expected it to fall by at least {1 - REQUIRED_DROP:.0%}. Check that "
+        "you call optimizer.step() after loss.backward(), and use the lr argument.")
 
 
 @pytest.mark.check("train_matches_reference")
