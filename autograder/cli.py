@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .batch import grade_class, merge
+from .contract import MODULE_FILE
 from .devices import CHOICES, DevicesUnavailable, resolve, torch_gpu_count
 from .grading import grade, grade_samples, require_submission
 from .release import generate_assignment
@@ -26,6 +27,11 @@ from .rubric import DEFAULT_RUBRIC, RubricError, load_rubric
 from .sandbox import gpu_count
 from .simgpu.profiles import DEFAULT_GPU, PROFILES
 
+GRADE_EXAMPLES = """examples:
+  python -m autograder grade                                    # the reference and typical mistakes
+  python -m autograder grade path/to/student --results results.json
+  python -m autograder grade submitted/ --out graded/ -j 2      # a class: graded/<student>/, graded/summary.csv
+"""
 SIM_GPU = {"choices": list(PROFILES), "default": DEFAULT_GPU,
            "help": "the GPU the simulation models (when it simulates; default: %(default)s)"}
 
@@ -33,7 +39,10 @@ SIM_GPU = {"choices": list(PROFILES), "default": DEFAULT_GPU,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="Practical 8 autograder")
     commands = parser.add_subparsers(dest="command", required=True)
-    g = commands.add_parser("grade", help="grade a submission folder (no folder: the bundled samples)")
+    g = commands.add_parser("grade", help="grade a submission folder (no folder: the bundled samples)",
+                            description="Grade one submission, a collected class (--out), or with no folder the "
+                                        "bundled samples.", epilog=GRADE_EXAMPLES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("submission", nargs="?", type=Path,
                    help="folder holding model_parallel.py, or with --out a folder of student folders")
     g.add_argument("--out", type=Path, help="grade every <student>/ under SUBMISSION_DIR, write reports here")
@@ -41,15 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--devices", choices=CHOICES, default="auto",
                    help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
     g.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="grading.yml (default: %(default)s)")
-    g.add_argument("-j", "--jobs", type=int, default=1, help="with --out: grade this many submissions at once")
+    g.add_argument("-j", "--jobs", type=_positive, default=1, help="with --out: grade this many submissions at once")
     g.add_argument("--force", action="store_true", help="with --out: re-grade even unchanged submissions")
     g.add_argument("--shard", help="with --out: grade only shard I/N of the class (e.g. a Slurm array task)")
     g.add_argument("--junit", type=Path, help="also write JUnit XML here")
     g.add_argument("--sim-gpu", **SIM_GPU)
     g.set_defaults(func=_grade)
-    t = commands.add_parser("timeline", help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel")
+    t = commands.add_parser("timeline", help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel",
+                            description="Draw one forward of the reference solution's SimpleMPModel and "
+                                        "PipelinedMPModel, per GPU (or, with --sweep, the pipelined speed-up "
+                                        "against split_size); the numbers go to a .json beside the picture.",
+                            epilog="example: python -m autograder timeline --out docs/timeline.png --devices sim")
     t.add_argument("--out", type=Path, default=Path("timeline.png"), help="PNG to write (default: %(default)s)")
-    t.add_argument("--devices", choices=CHOICES, default="auto")
+    t.add_argument("--devices", choices=CHOICES, default="auto",
+                   help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
     t.add_argument("--sim-gpu", **SIM_GPU)
     t.add_argument("--sweep", action="store_true", help="draw the pipelined speed-up against split_size instead")
     t.set_defaults(func=_timeline)
@@ -57,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", type=Path, default=Path("doctor"), help="folder for doctor.json/doctor.md")
     d.add_argument("--sim-gpu", **SIM_GPU)
     d.set_defaults(func=_doctor)
-    m = commands.add_parser("merge", help="merge shard output folders into one, with the class summary.csv")
-    m.add_argument("sources", nargs="+", type=Path)
-    m.add_argument("--out", type=Path, required=True)
-    m.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
+    m = commands.add_parser("merge", help="merge shard output folders into one, with the class summary.csv",
+                            epilog="example: python -m autograder merge graded-1 graded-2 --out graded")
+    m.add_argument("sources", nargs="+", type=Path, help="the --out folders of the shards (grade --shard I/N)")
+    m.add_argument("--out", type=Path, required=True, help="the folder to merge them into (may be one of them)")
+    m.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="grading.yml (default: %(default)s)")
     m.set_defaults(func=_merge)
     r = commands.add_parser("release", help="regenerate assignment/ from solutions/ (nbgrader generate_assignment)")
     r.set_defaults(func=lambda a: _release())
@@ -80,13 +95,22 @@ def _grade(args: argparse.Namespace) -> int:
     rubric = load_rubric(args.rubric)
     if args.out is not None and args.submission is None:
         raise ValueError("--out needs the folder of submissions to grade, e.g. `grade submitted/ --out graded/`")
+    class_only = [name for name, given in (("-j", args.jobs != 1), ("--force", args.force),
+                                           ("--shard", args.shard is not None)) if given]
+    if args.out is None and class_only:
+        raise ValueError(f"{', '.join(class_only)}: only for a class: add --out OUT_DIR "
+                         "(e.g. `grade submitted/ --out graded/ -j 2`)")
+    if args.out is not None and args.results is not None:
+        raise ValueError("--results is for one submission; with --out each student gets "
+                         "OUT_DIR/<student>/results.json")
     if args.out is None and args.submission is not None:
-        require_submission(args.submission)  # before the GPUs are counted: a wrong path is said at once
+        _require_one_submission(args.submission)  # before the GPUs are counted: a wrong path is said at once
     mode = resolve(args.devices, gpu_count)  # once: a missing GPU stops the run before anything is graded
     if args.out is not None:
         reports = grade_class(args.submission, args.out, rubric, mode, jobs=args.jobs, force=args.force,
                               shard=args.shard, sim_gpu=args.sim_gpu)
-        print(f"graded {len(reports)} submissions (unchanged ones skipped); summary in {args.out / 'summary.csv'}")
+        print(f"graded {len(reports)} submission{'' if len(reports) == 1 else 's'} (unchanged ones skipped); "
+              f"summary in {args.out / 'summary.csv'}")
     elif args.submission is not None:
         reports = [grade(args.submission, rubric, mode, sim_gpu=args.sim_gpu)]
         print(table(reports[0]))
@@ -103,6 +127,23 @@ def _grade(args: argparse.Namespace) -> int:
     if args.junit:
         write_junit(reports, args.junit)
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
+def _require_one_submission(folder: Path) -> None:
+    """A folder of one student's work, or an error that says what the folder is instead."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    if not (folder / MODULE_FILE).is_file() and any(p.is_dir() for p in folder.iterdir()):
+        raise FileNotFoundError(f"{folder}: no {MODULE_FILE} here, but it has sub-folders: to grade a class, add "
+                                f"--out, e.g. `python -m autograder grade {folder} --out graded/`")
+    require_submission(folder)
 
 
 def _timeline(args: argparse.Namespace) -> int:

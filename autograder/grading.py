@@ -264,13 +264,14 @@ def grade_all(submissions: Iterable[tuple[str, Path]], rubric: Rubric, mode: str
     plugin = GradingPlugin(rubric, mode, limits, submissions, on_report, sim_gpu, seed)
     args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
             "-s", "--tb=no", "--no-header", *_PLUGINS, *_NOT_NEEDED]
-    with contextlib.redirect_stdout(io.StringIO()), _quiet_env():
+    said = io.StringIO()  # pytest's own words (e.g. "ERROR: ..."): our error says it once, or quotes it
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(said), _quiet_env():
         exit_code = pytest.main(args, plugins=[_Named(plugin)])
     if plugin.error:
         raise RubricError(plugin.error)
     if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         raise RuntimeError(f"the graders' pytest session in {GRADERS_DIR} stopped ({exit_code.name}) after "
-                           f"{plugin.reported} submission(s); grading could not run")
+                           f"{plugin.reported} submission(s); grading could not run. {said.getvalue()[-1500:]}")
 
 
 class _Named:

@@ -1,6 +1,8 @@
 """Shared helpers for the autograder's own tests."""
 
 import dataclasses
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,15 @@ from autograder.rubric import load_rubric
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_TIMEOUT_S = 10  # per check; the reference needs < 3 s per check on the 2-core CI box
+HOME_VARIABLES = ("HOME", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR")
+
+
+def pytest_configure(config):
+    """The tests (and the nbgrader, Jupyter and autograder processes they start) write nothing into the real home
+    directory: every per-user folder points into one temporary directory for the session."""
+    home = Path(tempfile.mkdtemp(prefix="autograder-tests-home-"))
+    for name in HOME_VARIABLES:
+        os.environ[name] = str(home if name == "HOME" else home / name.lower())
 
 
 @pytest.fixture(scope="session")

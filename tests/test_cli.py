@@ -1,6 +1,7 @@
 """`python -m autograder grade`: exit codes, the table, Gradescope's results.json, the bundled samples."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -30,8 +31,10 @@ def test_grading_a_failing_submission_still_exits_zero_and_writes_results(tmp_pa
     assert sum(t["max_score"] for t in data["tests"]) == 100
 
 
-def test_missing_folder_is_a_clear_error(tmp_path, capsys):
+def test_missing_folder_or_file_is_a_clear_error(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: no such folder" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path)]) == 2
     assert "no model_parallel.py here" in capsys.readouterr().err
 
 
@@ -54,3 +57,49 @@ def test_no_path_grades_the_bundled_samples():
     assert done.stdout.count("total") == 5
     assert "reference" in done.stdout and "100/100" in done.stdout
     assert "copy_via_host" in done.stdout and "90/100" in done.stdout
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["grade", "-j", "0"], "must be a whole number >= 1"),
+    (["grade", "-j", "-3"], "must be a whole number >= 1"),
+])
+def test_impossible_values_are_refused_by_argparse(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["grade", "solutions/practical8", "--force"], "--force: only for a class: add --out"),
+    (["grade", "solutions/practical8", "-j", "2", "--shard", "1/2"], "-j, --shard: only for a class: add --out"),
+    (["grade", "submitted", "--out", "graded", "--results", "r.json"], "--results is for one submission"),
+    (["grade", "tests"], "it has sub-folders: to grade a class, add --out"),
+    (["grade", "no/such/folder"], "no/such/folder: no such folder"),
+])
+def test_options_that_would_be_ignored_or_misread_are_one_clear_error(argv, says, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err
+
+
+def test_a_misspelled_check_id_is_said_once(tmp_path, capsys):
+    rubric = tmp_path / "grading.yml"
+    rubric.write_text("checks:\n  placment:\n    title: x\n    points: 10\n")
+    assert main(["grade", str(REPO / "solutions" / "practical8"), "--rubric", str(rubric), "--devices", "sim"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("placment") == 1 and "ERROR" not in err, err
+
+
+def test_the_tests_run_with_a_temporary_home():
+    import tempfile
+
+    assert os.environ["HOME"].startswith(tempfile.gettempdir())
+    assert os.environ["JUPYTER_DATA_DIR"].startswith(os.environ["HOME"])
+
+
+def test_class_outputs_are_ignored_by_git():
+    paths = ["submitted/alice/practical8/model_parallel.py", "autograded/alice/x", "feedback/alice/x",
+             "graded/summary.csv", "gradebook.db", "grades.csv", "release/practical8/x", "doctor/doctor.md"]
+    done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    assert sorted(done.stdout.split()) == sorted(paths)
