@@ -155,7 +155,8 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
 
 
 def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int = 1,
-                force: bool = False, shard: str | None = None, sim_gpu: str = DEFAULT_GPU) -> list[Report]:
+                force: bool = False, shard: str | None = None, sim_gpu: str = DEFAULT_GPU,
+                release_hidden: bool = False) -> list[Report]:
     """Grade every submission under ``root`` (or one shard of them) into ``out_dir``; resumable. Returns the
     reports of the students graded now; ``out_dir/summary.csv`` covers every student graded there so far.
 
@@ -175,11 +176,12 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int 
         earlier = read_student(out_dir / student, rubric) if stamp.is_file() and stamp.read_text() == key else None
         if earlier is not None and not force:
             kept[student] = earlier
+            write_student(earlier, out_dir, release_hidden)  # the feedback follows this run's --release-hidden
             continue
         todo[student] = (folder, key)
 
     def finish(report: Report) -> None:
-        write_student(report, out_dir)
+        write_student(report, out_dir, release_hidden)
         stamp = out_dir / report.submission / "fingerprint"
         if report.not_graded:  # our failure, not the student's: the next run grades this student again
             stamp.unlink(missing_ok=True)

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-j", "--jobs", type=_positive, default=1, help="with --out: grade this many submissions at once")
     g.add_argument("--force", action="store_true", help="with --out: re-grade even unchanged submissions")
     g.add_argument("--shard", help="with --out: grade only shard I/N of the class (e.g. a Slurm array task)")
+    g.add_argument("--release-hidden", action="store_true",
+                   help="with --out: show hidden checks in each student's feedback.md (after the due date)")
     g.add_argument("--junit", type=Path, help="also write JUnit XML here")
     g.add_argument("--sim-gpu", **SIM_GPU)
     g.set_defaults(func=_grade)
@@ -96,7 +98,8 @@ def _grade(args: argparse.Namespace) -> int:
     if args.out is not None and args.submission is None:
         raise ValueError("--out needs the folder of submissions to grade, e.g. `grade submitted/ --out graded/`")
     class_only = [name for name, given in (("-j", args.jobs != 1), ("--force", args.force),
-                                           ("--shard", args.shard is not None)) if given]
+                                           ("--shard", args.shard is not None),
+                                           ("--release-hidden", args.release_hidden)) if given]
     if args.out is None and class_only:
         raise ValueError(f"{', '.join(class_only)}: only for a class: add --out OUT_DIR "
                          "(e.g. `grade submitted/ --out graded/ -j 2`)")
@@ -108,7 +111,7 @@ def _grade(args: argparse.Namespace) -> int:
     mode = resolve(args.devices, gpu_count)  # once: a missing GPU stops the run before anything is graded
     if args.out is not None:
         reports = grade_class(args.submission, args.out, rubric, mode, jobs=args.jobs, force=args.force,
-                              shard=args.shard, sim_gpu=args.sim_gpu)
+                              shard=args.shard, sim_gpu=args.sim_gpu, release_hidden=args.release_hidden)
         print(f"graded {len(reports)} submission{'' if len(reports) == 1 else 's'} (unchanged ones skipped); "
               f"summary in {args.out / 'summary.csv'}")
     elif args.submission is not None:

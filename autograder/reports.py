@@ -45,32 +45,51 @@ def write_results(report: Report, path: Path) -> None:
 
 
 def table(report: Report, width: int = 100) -> str:
-    """A plain-text table: check, points, PASS/FAIL, message (wrapped)."""
+    """A plain-text table: check, points, PASS/FAIL, message (wrapped); a message that several checks share is
+    written once, at the first of them, and the others point to it."""
     import textwrap
 
     lines = [f"{report.submission}  ({report.graded_on})",
              f"{'check':<30} {'points':>9}  result  message", "-" * width]
+    first_with: dict[str, str] = {}
     for r in report.results:
         points = f"{r.score:g}/{r.check.points:g}"
-        message = textwrap.wrap(r.message, width - 50) or [""]
+        text = f"(as {first_with[r.message]})" if r.message in first_with else r.message
+        if r.message and r.message not in first_with:
+            first_with[r.message] = r.check.id
+        message = textwrap.wrap(text, width - 50) or [""]
         lines.append(f"{r.check.id:<30} {points:>9}  {'PASS' if r.passed else 'FAIL':<6}  {message[0]}")
         lines += [" " * 50 + more for more in message[1:]]
     lines += ["-" * width, f"{'total':<30} {report.score:g}/{report.max_score:g}"]
     return "\n".join(lines)
 
 
-def feedback_markdown(report: Report) -> str:
-    """Per-student feedback: each check, points, message. Never any grader source."""
+HIDDEN_UNTIL_RELEASED = ("hidden", "after_due_date", "after_published")  # Gradescope's visibilities a student
+# does not see at once
+
+
+def feedback_markdown(report: Report, release_hidden: bool = False) -> str:
+    """Per-student feedback: each visible check, points, message; hidden checks (hidden, after_due_date,
+    after_published) only as their total until ``release_hidden``. Identical messages are written once, with the
+    checks they apply to. Never any grader source."""
+    shown = [r for r in report.results if release_hidden or r.check.visibility not in HIDDEN_UNTIL_RELEASED]
+    hidden = [r for r in report.results if r not in shown]
     lines = [f"# Practical 8 feedback: {report.submission}", "",
              f"**Score: {report.score:g} / {report.max_score:g}** "
              f"(graded on {report.graded_on})", "",
              "| check | points | result |", "|---|---:|---|"]
     lines += [f"| {r.check.id}: {r.check.title} | {r.score:g} / {r.check.points:g} | "
-              f"{'passed' if r.passed else 'failed'} |" for r in report.results]
-    failed = [r for r in report.results if not r.passed]
-    if failed:
+              f"{'passed' if r.passed else 'failed'} |" for r in shown]
+    if hidden:
+        lines.append(f"| hidden checks ({len(hidden)}), released later | {sum(r.score for r in hidden):g} / "
+                     f"{sum(r.check.points for r in hidden):g} | |")
+    by_message: dict[str, list[str]] = {}
+    for r in shown:
+        if not r.passed:
+            by_message.setdefault(r.message, []).append(r.check.id)
+    if by_message:
         lines += ["", "## What to fix", ""]
-        lines += [f"- **{r.check.id}**: {r.message}" for r in failed]
+        lines += [f"- **{', '.join(checks)}**: {message}" for message, checks in by_message.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -90,11 +109,12 @@ def write_junit(reports: list[Report], path: Path) -> None:
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def write_student(report: Report, out_dir: Path) -> Path:
-    """``out_dir/<student>/``: results.json (Gradescope), feedback.md (the student's) and report.json (ours)."""
+def write_student(report: Report, out_dir: Path, release_hidden: bool = False) -> Path:
+    """``out_dir/<student>/``: results.json (Gradescope, which applies each test's visibility itself), feedback.md
+    (the student's: hidden checks as a total until ``release_hidden``) and report.json (ours: everything)."""
     folder = out_dir / report.submission
     write_results(report, folder / "results.json")
-    (folder / "feedback.md").write_text(feedback_markdown(report))
+    (folder / "feedback.md").write_text(feedback_markdown(report, release_hidden))
     (folder / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
     return folder
 

@@ -93,9 +93,11 @@ def test_each_student_is_graded_on_their_own_code(flow):
     assert totals == EXPECTED_SCORES
 
 
-def test_feedback_names_checks_but_never_grader_source(flow):
+def test_feedback_shows_visible_checks_and_hidden_ones_only_as_a_total(flow):
     feedback = (flow["course"] / "graded" / "bob" / "feedback.md").read_text()
-    assert "timing_covers_output_device" in feedback and "0 / 10" in feedback
+    assert "timing_synchronizes" in feedback and "10 / 10" in feedback  # a visible check bob passed
+    assert "timing_covers_output_device" not in feedback and "waits only for the current device" not in feedback
+    assert "hidden checks (6), released later | 35 / 45" in feedback  # bob lost the hidden timing check's 10
     assert "def test_" not in feedback and "assert " not in feedback and "conftest" not in feedback
 
 

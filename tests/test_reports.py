@@ -1,0 +1,34 @@
+"""What each reader sees: the student's feedback honours visibility; a message shared by several checks is said once."""
+
+from autograder.grading import CheckResult, Report
+from autograder.reports import feedback_markdown, table
+
+NOT_IMPLEMENTED = "SimpleMPModel.__init__ is not implemented yet: it raised NotImplementedError."
+
+
+def _report(fast_rubric, failing: dict[str, str]) -> Report:
+    results = [CheckResult(c, c.id not in failing, failing.get(c.id, "")) for c in fast_rubric.enabled]
+    return Report("ann", "sim", results, sim_gpu="a100")
+
+
+def test_hidden_checks_appear_only_as_their_total_until_released(fast_rubric):
+    report = _report(fast_rubric, {"direct_transfer": "The activation went through the CPU.",
+                                   "placement": "layer2.weight is on cuda:0."})
+    hidden = [c for c in fast_rubric.enabled if c.visibility != "visible"]
+    student = feedback_markdown(report)
+    assert "direct_transfer" not in student and "through the CPU" not in student
+    assert f"hidden checks ({len(hidden)}), released later | {sum(c.points for c in hidden) - 10:g} / " \
+           f"{sum(c.points for c in hidden):g}" in student
+    assert "placement" in student and "layer2.weight is on cuda:0." in student  # visible: shown with its message
+    released = feedback_markdown(report, release_hidden=True)
+    assert "**direct_transfer**: The activation went through the CPU." in released and "hidden checks" not in released
+
+
+def test_a_message_shared_by_several_checks_is_written_once(fast_rubric):
+    report = _report(fast_rubric, {"placement": NOT_IMPLEMENTED, "output_device": NOT_IMPLEMENTED,
+                                   "forward_values": NOT_IMPLEMENTED})
+    assert feedback_markdown(report).count(NOT_IMPLEMENTED) == 1
+    assert "**placement, output_device, forward_values**: " + NOT_IMPLEMENTED in feedback_markdown(report)
+    text = table(report, width=400)
+    assert text.count(NOT_IMPLEMENTED) == 1 and text.count("(as placement)") == 2
+    assert "2 simulated NVIDIA A100-SXM4-80GB" in text
