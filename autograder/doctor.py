@@ -285,16 +285,67 @@ def _timing_verdicts_one_gpu() -> dict[str, Any]:
     return {"measured_over_true": ratios, "accepted_range": [TIMING_LOW, TIMING_HIGH], "ok": ok}
 
 
+def claims(report: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
+    """(claim, expected, measured, holds, what to do if it does not) for every claim the report checked."""
+    rows = []
+    for key in ("asynchrony", "asynchrony_simulated"):
+        if key in report:
+            a, where = report[key], "simulated GPU" if key.endswith("simulated") else "GPU"
+            ms = lambda seconds: f"{seconds * 1e3:.2f} ms"  # noqa: E731
+            rows += [
+                (f"a clock without a sync misses a {ms(a['sleep_s'])} kernel ({where})", f"< {ms(a['sleep_s'] / 2)}",
+                 ms(a["no_sync_s"]), a["checks"]["no_sync_under_measures"],
+                 "the device runs kernels synchronously (CUDA_LAUNCH_BLOCKING=1?): unset it before grading"),
+                (f"a synchronized clock measures it ({where})", f"{ms(0.9 * a['sleep_s'])} - {ms(1.5 * a['sleep_s'])}",
+                 ms(a["synchronized_s"]), a["checks"]["sync_measures"],
+                 "the GPU is shared or throttled: grade on an idle GPU"),
+                (f"CUDA events agree with it ({where})", f"within {ms(0.2 * a['sleep_s'])}", ms(a["event_s"]),
+                 a["checks"]["event_agrees"], "report it: events and the host clock disagree on this machine"),
+            ]
+    if "simulated_verdicts_unexpected" in report:
+        wrong = report["simulated_verdicts_unexpected"]
+        rows.append((f"every sample gets its verdicts on simulated GPUs ({report['graded']} graded)",
+                     "no difference", "; ".join(wrong) or "none", not wrong,
+                     "the autograder is broken on this machine: run its tests (python -m pytest)"))
+    if "verdict_differences" in report:
+        diff = report["verdict_differences"]
+        rows.append((f"real and simulated GPUs reach the same verdicts ({report['graded']} graded)", "no difference",
+                     "; ".join(diff) or "none", not diff, "grade with --devices sim, and report the differences"))
+    if "timing_grader_on_gpu" in report:
+        t = report["timing_grader_on_gpu"]
+        low, high = t["accepted_range"]
+        rows.append(("the timing graders accept the reference and refuse no-sync on this GPU",
+                     f"reference in [{low}, {high}], no-sync outside",
+                     ", ".join(f"{k} {v:.2f}" for k, v in t["measured_over_true"].items()), t["ok"],
+                     "do not grade timing on this machine"))
+    if "training_numerics" in report:
+        n = report["training_numerics"]
+        rows.append(("training on the GPU matches the graders' NumPy reference", f"<= {n['tolerance']:g} relative",
+                     f"{n['max_relative_difference']:.2g}", n["ok"], "report it: the GPU's float32 differs too much"))
+    if "refuses_devices_cuda" in report:
+        rows.append(("--devices cuda refuses with fewer than two GPUs", "refused",
+                     "refused" if report["refuses_devices_cuda"] else "accepted", report["refuses_devices_cuda"],
+                     "report it: grading would silently simulate"))
+    return rows
+
+
 def write(report: dict[str, Any], out_dir: Path) -> None:
+    """doctor.json (everything measured) and doctor.md (a table: claim, expected, measured, verdict, what to do)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "doctor.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     lines = [f"# autograder doctor - {report['date']}", "", f"**{report['mode']}** - "
              f"{'all claims hold' if report['ok'] else 'SOME CLAIMS FAIL'}", "", "## Machine", ""]
     lines += [f"- {k}: {v}" for k, v in report["machine"].items()]
-    for key, value in report.items():
-        if key in ("date", "machine", "mode", "ok"):
-            continue
-        lines += ["", f"## {key}", "", "```", json.dumps(value, indent=2, default=_short), "```"]
+    lines += ["", "## Claims", "", "| claim | expected | measured | verdict | if it fails |", "|---|---|---|---|---|"]
+    lines += [f"| {claim} | {expected} | {measured} | {'holds' if ok else '**FAILS**'} | {'' if ok else fix} |"
+              for claim, expected, measured, ok, fix in claims(report)]
+    if "model_vs_gpus" in report:
+        m = report["model_vs_gpus"]
+        lines += ["", f"## The simulation's {m['profile']} against these GPUs (measured / predicted)", "",
+                  "| quantity | measured | predicted | ratio |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {_short(m['measured'][k])} | {_short(m['predicted'][k])} | {_short(v)} |"
+                  for k, v in m["measured_over_predicted"].items()]
+    lines += ["", "Every number measured is in doctor.json."]
     (out_dir / "doctor.md").write_text("\n".join(lines) + "\n")
 
 

@@ -68,3 +68,19 @@ def test_model_vs_gpus_with_a_stand_in_for_real_gpus():
     assert same["measured_over_predicted"] == pytest.approx({k: 1.0 for k in stand_in}, rel=1e-9)
     other = model_vs_gpus("a100", stand_in)["measured_over_predicted"]
     assert other["simple_forward_s"] < 0.5 and other["copy_256KB_GBps"] > 1.0  # the H100 computes and copies faster
+
+
+def test_doctor_md_is_a_table_of_claims(tmp_path):
+    from autograder.doctor import write
+
+    report = {"date": "today", "mode": "no GPU: simulated half only", "ok": False, "machine": {"gpu_count": 0},
+              "asynchrony_simulated": {"sleep_s": 0.05, "no_sync_s": 0.00001, "synchronized_s": 0.05, "event_s": 0.05,
+                                       "checks": {"no_sync_under_measures": True, "sync_measures": True,
+                                                  "event_agrees": True}, "ok": True},
+              "simulated_verdicts_unexpected": ["no_sync: failed [], expected ['timing_synchronizes']"], "graded": 30}
+    write(report, tmp_path)
+    text = (tmp_path / "doctor.md").read_text()
+    assert "| claim | expected | measured | verdict | if it fails |" in text
+    assert text.count("| holds |") == 3 and text.count("**FAILS**") == 1
+    assert "no_sync: failed [], expected ['timing_synchronizes']" in text and "run its tests" in text
+    assert "{" not in text  # no raw JSON
