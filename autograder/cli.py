@@ -19,11 +19,12 @@ from pathlib import Path
 
 from .batch import grade_class, merge
 from .contract import MODULE_FILE
+from .course import course_dir, use
 from .devices import CHOICES, DevicesUnavailable, resolve, torch_gpu_count
 from .grading import grade, grade_samples, require_submission
 from .release import generate_assignment
 from .reports import table, write_junit, write_results
-from .rubric import DEFAULT_RUBRIC, RubricError, load_rubric
+from .rubric import RubricError, load_rubric
 from .sandbox import gpu_count
 from .simgpu.profiles import DEFAULT_GPU, PROFILES
 
@@ -39,7 +40,11 @@ SIM_GPU = {"choices": list(PROFILES), "default": DEFAULT_GPU,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="Practical 8 autograder")
     commands = parser.add_subparsers(dest="command", required=True)
-    g = commands.add_parser("grade", help="grade a submission folder (no folder: the bundled samples)",
+    course = argparse.ArgumentParser(add_help=False)
+    course.add_argument("--course-dir", type=Path, help="the nbgrader course directory with grading.yml and "
+                        "solutions/ (default: the current directory, or this source checkout)")
+    g = commands.add_parser("grade", parents=[course],
+                            help="grade a submission folder (no folder: the bundled samples)",
                             description="Grade one submission, a collected class (--out), or with no folder the "
                                         "bundled samples.", epilog=GRADE_EXAMPLES,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--results", type=Path, help="write Gradescope results.json here")
     g.add_argument("--devices", choices=CHOICES, default="auto",
                    help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
-    g.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="grading.yml (default: %(default)s)")
+    g.add_argument("--rubric", type=Path, help="grading.yml (default: the course directory's)")
     g.add_argument("-j", "--jobs", type=_positive, default=1, help="with --out: grade this many submissions at once")
     g.add_argument("--force", action="store_true", help="with --out: re-grade even unchanged submissions")
     g.add_argument("--shard", help="with --out: grade only shard I/N of the class (e.g. a Slurm array task)")
@@ -58,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--junit", type=Path, help="also write JUnit XML here")
     g.add_argument("--sim-gpu", **SIM_GPU)
     g.set_defaults(func=_grade)
-    t = commands.add_parser("timeline", help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel",
+    t = commands.add_parser("timeline", parents=[course],
+                            help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel",
                             description="Draw one forward of the reference solution's SimpleMPModel and "
                                         "PipelinedMPModel, per GPU (or, with --sweep, the pipelined speed-up "
                                         "against split_size); the numbers go to a .json beside the picture.",
@@ -69,24 +75,29 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--sim-gpu", **SIM_GPU)
     t.add_argument("--sweep", action="store_true", help="draw the pipelined speed-up against split_size instead")
     t.set_defaults(func=_timeline)
-    d = commands.add_parser("doctor", help="check this machine before grading a class on it (GPUs, verdicts)")
+    d = commands.add_parser("doctor", parents=[course],
+                            help="check this machine before grading a class on it (GPUs, verdicts)")
     d.add_argument("--out", type=Path, default=Path("doctor"), help="folder for doctor.json/doctor.md")
     d.add_argument("--sim-gpu", **SIM_GPU)
     d.set_defaults(func=_doctor)
-    m = commands.add_parser("merge", help="merge shard output folders into one, with the class summary.csv",
+    m = commands.add_parser("merge", parents=[course],
+                            help="merge shard output folders into one, with the class summary.csv",
                             epilog="example: python -m autograder merge graded-1 graded-2 --out graded")
     m.add_argument("sources", nargs="+", type=Path, help="the --out folders of the shards (grade --shard I/N)")
     m.add_argument("--out", type=Path, required=True, help="the folder to merge them into (may be one of them)")
-    m.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="grading.yml (default: %(default)s)")
+    m.add_argument("--rubric", type=Path, help="grading.yml (default: the course directory's)")
     m.set_defaults(func=_merge)
-    r = commands.add_parser("release", help="regenerate assignment/ from solutions/ (nbgrader generate_assignment)")
+    r = commands.add_parser("release", parents=[course],
+                            help="regenerate assignment/ from solutions/ (nbgrader generate_assignment)")
     r.set_defaults(func=lambda a: _release())
-    b = commands.add_parser("gradebook", help="write OUT_DIR/summary.csv scores into nbgrader's gradebook")
+    b = commands.add_parser("gradebook", parents=[course],
+                            help="write OUT_DIR/summary.csv scores into nbgrader's gradebook")
     b.add_argument("out", type=Path, help="the --out folder of a class grading run")
-    b.add_argument("--course-dir", type=Path, default=Path.cwd(), help="nbgrader course directory (default: .)")
     b.set_defaults(func=_gradebook)
     args = parser.parse_args(argv)
     try:
+        if args.course_dir is not None:
+            use(args.course_dir)
         return args.func(args)
     except (DevicesUnavailable, RubricError, FileNotFoundError, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -174,7 +185,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _gradebook(args: argparse.Namespace) -> int:
     from .gradebook import write_scores
 
-    for student, score in write_scores(args.out, args.course_dir).items():
+    for student, score in write_scores(args.out, course_dir()).items():
         print(f"{student}: code_score = {score:g}")
     return 0
 

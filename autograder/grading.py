@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from .contract import MODULE_FILE
+from .course import course_dir
 from .devices import require_mode
 from .graders import PLUGIN_NAME
 from .rubric import Check, Rubric, RubricError
@@ -211,7 +212,7 @@ def _message(call: pytest.CallInfo) -> str:
 def protect_private_files() -> None:
     """As root, make the hidden graders and the reference unreadable to the students' (dropped) users."""
     if os.geteuid() == 0:
-        for private in (GRADERS_DIR, GRADERS_DIR.parents[1] / "solutions"):
+        for private in (GRADERS_DIR, course_dir() / "solutions"):
             if private.is_dir():
                 private.chmod(0o700)
 

@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 from .contract import ASSIGNMENT
+from .course import course_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SOLUTIONS_DIR = REPO_ROOT / "solutions"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 SKIPPED = {"__pycache__", ".ipynb_checkpoints"}  # as nbgrader_config.py's CourseDirectory.ignore
 
@@ -65,13 +64,14 @@ def assignment_release_dir(assignment: str) -> Path:
     return Path.cwd() / "assignment" / assignment
 
 
-def generate_assignment(course_dir: Path = REPO_ROOT, assignment: str = ASSIGNMENT) -> list[Path]:
-    """``nbgrader generate_assignment`` in ``course_dir`` (uses its nbgrader_config.py); the files written."""
-    if not (course_dir / "solutions" / assignment).is_dir():
-        raise FileNotFoundError(f"{course_dir / 'solutions' / assignment}: no such assignment to generate")
+def generate_assignment(course: Path | None = None, assignment: str = ASSIGNMENT) -> list[Path]:
+    """``nbgrader generate_assignment`` in the course directory (uses its nbgrader_config.py); the files written."""
+    root = course or course_dir()
+    if not (root / "solutions" / assignment).is_dir():
+        raise FileNotFoundError(f"{root / 'solutions' / assignment}: no such assignment to generate")
     done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force", "--no-db"],
-                          cwd=course_dir, capture_output=True, text=True)
+                          cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"nbgrader generate_assignment failed:\n{done.stdout}\n{done.stderr}")
-    release = course_dir / "assignment" / assignment
+    release = root / "assignment" / assignment
     return sorted(p for p in release.rglob("*") if p.is_file())

@@ -9,13 +9,13 @@ from typing import Any
 import yaml
 
 from .contract import ASSIGNMENT
+from .course import RUBRIC_FILE, course_file
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's values
 TOP_KEYS = {"assignment": "name of the assignment", "total_points": "the sum the points must reach",
             "submission_timeout": "seconds all checks of one submission may take together (default 300)",
             "defaults": "default values for every check", "checks": "check id -> settings"}
 CHECK_KEYS = {"title": None, "points": None, "visibility": "visible", "timeout": 60.0, "enabled": True}
-DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "grading.yml"
 
 
 class RubricError(ValueError):
@@ -72,8 +72,9 @@ class Rubric:
             raise RubricError(f"{self.source}: " + "; ".join(problems))
 
 
-def load_rubric(path: Path | str = DEFAULT_RUBRIC) -> Rubric:
-    path = Path(path)
+def load_rubric(path: Path | str | None = None) -> Rubric:
+    """``path``, or the course directory's grading.yml (``course.py``)."""
+    path = course_file(RUBRIC_FILE) if path is None else Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:

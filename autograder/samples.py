@@ -16,9 +16,14 @@ from pathlib import Path
 from types import ModuleType
 
 from .contract import ASSIGNMENT, MODULE_FILE
-from .release import SOLUTIONS_DIR
+from .course import course_file
 
-REFERENCE = SOLUTIONS_DIR / ASSIGNMENT / MODULE_FILE
+
+def __getattr__(name: str) -> Path:
+    # REFERENCE is the course directory's reference solution, looked up when asked for (course.py).
+    if name == "REFERENCE":
+        return course_file("solutions", ASSIGNMENT, MODULE_FILE)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 FORWARD_CHECKS = {"output_device", "forward_values", "direct_transfer", "honors_devices", "trace_prints"}
 TRAIN_CHECKS = {"train_runs", "loss_decreases", "train_matches_reference"}
 TIMING_CHECKS = {"timing_synchronizes", "timing_covers_output_device", "timing_measures_device_time",
@@ -37,7 +42,7 @@ class Mutant:
     slow: bool = False  # spends its time limits by design (a hang): left out where only verdicts are wanted
 
     def source(self, reference: str | None = None) -> str:
-        text = REFERENCE.read_text() if reference is None else reference
+        text = course_file("solutions", ASSIGNMENT, MODULE_FILE).read_text() if reference is None else reference
         for old, new in self.edits:
             if old not in text:
                 raise ValueError(f"mutant {self.name}: {old!r} is not in the reference any more; update the edit")
@@ -206,7 +211,8 @@ SAMPLES = [m for m in MUTANTS if m.sample]
 
 def load_reference() -> ModuleType:
     """The reference ``model_parallel`` as a module (trusted code: for timelines and the doctor)."""
-    spec = importlib.util.spec_from_file_location("reference_model_parallel", REFERENCE)
+    path = course_file("solutions", ASSIGNMENT, MODULE_FILE)
+    spec = importlib.util.spec_from_file_location("reference_model_parallel", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "autograder"
 
 # Bottom to top: a module may import its own layer's modules (without a cycle) and the layers below, never above.
 LAYERS = [
-    ("contract, devices choice, rubric, samples", {"contract", "devices", "rubric", "release", "samples"}),
+    ("contract, course directory, devices choice, rubric, samples",
+     {"contract", "course", "devices", "rubric", "release", "samples"}),
     ("simulated GPUs", {"simgpu"}),
     ("busy-time recording", {"busy"}),
     ("the submission's process", {"sandbox"}),

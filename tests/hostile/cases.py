@@ -6,7 +6,7 @@ reference: 100) plus the attack; ``score`` is what the real work deserves, attac
 
 from dataclasses import dataclass
 
-from autograder.release import REPO_ROOT
+from autograder.course import SOURCE_CHECKOUT as REPO_ROOT
 from autograder.samples import REFERENCE, by_name
 
 STUB = (REPO_ROOT / "assignment" / "practical8" / "model_parallel.py").read_text()
