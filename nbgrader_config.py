@@ -5,9 +5,18 @@ is the one way the students' files are made. nbgrader clears solutions from note
 so a post-convert hook clears model_parallel.py by the same rule, with nbgrader's own ClearSolutions code.
 """
 
+import os
+
 from autograder.release import clear_released_python
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
+
+# The course's id in the exchange (students pass the same with --course); set NBGRADER_COURSE_ID to change it.
+c.CourseDirectory.course_id = os.environ.get("NBGRADER_COURSE_ID", "practical8-course")
+# The exchange folder: NBGRADER_EXCHANGE when set (a private one for a trial, or the shared one an admin made);
+# otherwise nbgrader's default, /usr/local/share/nbgrader/exchange, which must already exist.
+if os.environ.get("NBGRADER_EXCHANGE"):
+    c.Exchange.root = os.environ["NBGRADER_EXCHANGE"]
 
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "assignment"

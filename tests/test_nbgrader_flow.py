@@ -105,3 +105,36 @@ def test_exported_grades_agree_with_summary(flow):
     with (flow["course"] / "grades.csv").open() as f:
         exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
     assert exported == EXPECTED_SCORES
+
+
+def _readme_trial() -> str:
+    """The README's one-machine trial, exactly as a reader copies it: the first bash block after its heading."""
+    readme = (REPO / "README.md").read_text()
+    after = readme[readme.index("**Try the whole flow on one machine first**"):]
+    start = after.index("```bash\n") + len("```bash\n")
+    return after[start:after.index("```", start)]
+
+
+def test_the_readme_one_machine_trial_runs_as_written(tmp_path):
+    import getpass
+    import os
+    from pathlib import Path
+
+    course = tmp_path / "course"
+    course.mkdir()
+    for name in ("solutions", "nbgrader_config.py", "grading.yml"):
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, course / name)
+    shared = Path("/usr/local/share/nbgrader/exchange")
+    existed = shared.exists()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("NBGRADER_EXCHANGE", None)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", _readme_trial()], cwd=course, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    me = getpass.getuser()
+    with (course / "graded" / "summary.csv").open() as f:
+        assert {row["student"]: float(row["total"]) for row in csv.DictReader(f)} == {me: 100.0}
+    with (course / "grades.csv").open() as f:
+        assert {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)} == {me: 100.0}
+    assert (course / "exchange" / "practical8-course" / "inbound").is_dir()  # the private exchange was used
+    assert shared.exists() == existed, "the trial created nbgrader's shared exchange"
