@@ -37,8 +37,8 @@ def resolve(choice: str, gpu_count: Callable[[], tuple[int, str]]) -> str:
     count, build = gpu_count()
     if choice == "cuda" and count < 2:
         raise DevicesUnavailable(
-            f"--devices cuda needs two CUDA GPUs, but this machine has {count} ({build}). Nothing was graded; "
-            "run on a two-GPU machine, or use --devices sim to grade on simulated GPUs.")
+            f"--devices cuda needs two CUDA GPUs, but this machine has {count} ({build}). Run on a two-GPU "
+            "machine, or use --devices sim for two simulated ones.")
     return "cuda" if count >= 2 else "sim"
 
 

@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import REPO
 
-from autograder.batch import grade_class, merge, select_shard
+from autograder.batch import grade_class, select_shard
+from autograder.cli import main
 from autograder.reports import write_junit
 from autograder.samples import REFERENCE, by_name
 
@@ -38,14 +39,15 @@ def test_rerun_skips_unchanged_and_regrades_changed(tmp_path, fast_rubric):
     assert len(grade_class(root, out, fast_rubric, "sim", force=True)) == 2
 
 
-def test_shards_cover_the_class_once_and_merge(tmp_path, fast_rubric):
+def test_shards_cover_the_class_once_and_merge(tmp_path, fast_rubric, monkeypatch):
     students = {f"s{i}": STUB for i in range(5)}
     root = _class(tmp_path / "submitted", students)
     assert sorted(select_shard(sorted(students), "1/2") + select_shard(sorted(students), "2/2")) == sorted(students)
     for shard in ("1/2", "2/2"):
-        grade_class(root, tmp_path / f"out{shard[0]}", fast_rubric, "sim", shard=shard)
-    merge([tmp_path / "out1", tmp_path / "out2"], tmp_path / "merged", fast_rubric)
-    assert _totals(tmp_path / "merged") == {s: 0.0 for s in students}
+        grade_class(root, tmp_path / f"graded-{shard[0]}", fast_rubric, "sim", shard=shard)
+    monkeypatch.chdir(tmp_path)
+    assert main(["merge", "graded-1", "graded-2", "--out", "graded", "--course-dir", str(REPO)]) == 0  # as the README
+    assert _totals(tmp_path / "graded") == {s: 0.0 for s in students}
 
 
 @pytest.mark.parametrize("shard", ["3/2", "x", "0/4"])
