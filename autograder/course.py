@@ -1,6 +1,7 @@
 """Where the course's own files are: the nbgrader course directory (grading.yml, solutions/, nbgrader_config.py).
 
-    --course-dir DIR  >  the current directory, if it has grading.yml  >  this source checkout, if it has one
+    --course-dir DIR  >  the current directory, if it has grading.yml or nbgrader_config.py  >  this source
+    checkout, if it has grading.yml  >  the current directory
 
 An installed package carries the autograder only; the rubric and the reference solution belong to the course, so a
 command run from elsewhere without --course-dir gets an error that names the missing file and what to do.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SOURCE_CHECKOUT = Path(__file__).resolve().parents[1]
-RUBRIC_FILE = "grading.yml"
+RUBRIC_FILE, NBGRADER_CONFIG = "grading.yml", "nbgrader_config.py"
 _chosen: list[Path] = []
 
 
@@ -31,10 +32,10 @@ def use(path: Path | str) -> Path:
 def course_dir() -> Path:
     if _chosen:
         return _chosen[0]
-    for candidate in (Path.cwd(), SOURCE_CHECKOUT):
-        if (candidate / RUBRIC_FILE).is_file():
-            return candidate
-    return Path.cwd()
+    here = Path.cwd()
+    if (here / RUBRIC_FILE).is_file() or (here / NBGRADER_CONFIG).is_file():
+        return here
+    return SOURCE_CHECKOUT if (SOURCE_CHECKOUT / RUBRIC_FILE).is_file() else here
 
 
 def course_file(*parts: str) -> Path:

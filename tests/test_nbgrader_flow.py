@@ -47,6 +47,7 @@ def flow(tmp_path_factory):
     exchange.mkdir()
     shutil.copytree(REPO / "solutions", course / "solutions")
     shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copy(REPO / "grading.yml", course)  # the course directory holds its rubric
     nb = lambda *a, **k: _nbgrader(*a, exchange=exchange, **k)  # noqa: E731
     nb("generate_assignment", ASSIGNMENT, "--force", cwd=course)
     for student in STUDENTS:
