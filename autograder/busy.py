@@ -80,6 +80,8 @@ def overlap_seconds(intervals: list[Busy], a: str = NAMES[0], b: str = NAMES[1])
 
 def utilisation(intervals: list[Busy], device: str) -> float:
     """Fraction of the whole recording during which ``device`` was busy."""
+    if not intervals:
+        return 0.0
     span = max(b.end for b in intervals) - min(b.start for b in intervals)
     return sum(e - s for s, e in merged(intervals, device)) / span if span > 0 else 0.0
 

@@ -373,3 +373,54 @@ def test_no_grad_and_detach(simulated_gpus):
     with torch.no_grad():
         out = model(torch.randn(2, 1000))
     assert not out.requires_grad and out.device == CUDA1
+
+
+def test_event_loops_keep_real_time_inside_the_simulation(simulated_gpus):
+    """asyncio (as a Jupyter kernel's loop) times out in real time: on the virtual clock it would poll for seconds."""
+    import asyncio
+
+    start = REAL_PERF_COUNTER()
+    asyncio.run(asyncio.sleep(0.002))
+    assert REAL_PERF_COUNTER() - start < 0.5
+
+
+def test_a_clock_bound_inside_reads_real_time_after_the_simulation():
+    with simulated_gpus(2):
+        from time import perf_counter as bound_inside
+    start = bound_inside()
+    time.sleep(0.05)
+    assert bound_inside() - start >= 0.05
+
+
+def test_datetime_now_is_a_datetime_and_cpu_clocks_are_virtual_too(simulated_gpus):
+    import datetime
+    import os
+
+    assert isinstance(datetime.datetime.now(), datetime.datetime)
+    before = (time.process_time(), time.thread_time(), os.times().elapsed)
+    time.sleep(2.0)
+    after = (time.process_time(), time.thread_time(), os.times().elapsed)
+    assert [b - a for a, b in zip(before, after, strict=True)] == pytest.approx([2.0] * 3, abs=1e-4)
+
+
+def test_device_of_and_invalid_ordinals_as_on_real_gpus(simulated_gpus):
+    out = torch.ones(2, device="cuda:1")
+    with torch.cuda.device_of(out):
+        assert torch.cuda.current_device() == 1
+    for call in (lambda: torch.cuda.synchronize(5), lambda: torch.cuda.current_stream(5).synchronize()):
+        with pytest.raises(RuntimeError, match="invalid device ordinal"):
+            call()
+
+
+def test_an_empty_tensor_keeps_its_device(simulated_gpus):
+    assert (torch.empty(0, 3, device="cuda:0") + 1).device == CUDA0
+
+
+def test_reset_never_makes_an_event_run_backwards(simulated_gpus):
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.cuda._sleep(_cycles(simulated_gpus, 10e-3))
+    simulated_gpus.reset()  # between two probes: queued work is finished, not forgotten
+    end.record()
+    end.synchronize()
+    assert start.elapsed_time(end) >= 10.0

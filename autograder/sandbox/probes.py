@@ -167,9 +167,10 @@ def sleep_cycles(seconds: float, device: torch.device) -> int:
 
 class _Workloads:
     """Known device work added to the student's forwards, by position (0 = the first call): ``before[i]``
-    seconds on device0 ahead of forward i, ``after[i]`` seconds on device1 behind it. Both lie on the forward's
-    own path (device0's work precedes the copy, device1's follows layer2), so any wait that covers the
-    forward's output covers them. CUDA events on device1 mark each forward's start and end."""
+    seconds on device0 ahead of forward i, ``after[i]`` seconds on device1 behind it; the last value of each list
+    holds for every later forward. Both lie on the forward's own path (device0's work precedes the copy, device1's
+    follows layer2), so any wait that covers the forward's output covers them. CUDA events on device1 mark each
+    forward's start and end."""
 
     def __init__(self, devices: list[str], before: list[float], after: list[float]) -> None:
         self.devices = [torch.device(d) for d in devices]
@@ -184,13 +185,20 @@ class _Workloads:
             with torch.cuda.device(self.devices[1]):
                 started = torch.cuda.Event(enable_timing=True)
                 started.record()
-            if i < len(self.before) and self.before[i]:
+            ahead, behind = _at(self.before, i), _at(self.after, i)
+            if ahead:
                 with torch.cuda.device(self.devices[0]):
-                    torch.cuda._sleep(self.before[i])
+                    torch.cuda._sleep(ahead)
             out = forward(*args, **kwargs)
+            with torch.cuda.device(self.devices[0]):
+                device0_done = torch.cuda.Event()
+                device0_done.record()
             with torch.cuda.device(self.devices[1]):
-                if i < len(self.after) and self.after[i]:
-                    torch.cuda._sleep(self.after[i])
+                # The forward ends on device1 after device0's part, as a correct model's does through its copy; a
+                # model that never reaches device1 gets the same order, so the events below span all its work.
+                torch.cuda.current_stream().wait_event(device0_done)
+                if behind:
+                    torch.cuda._sleep(behind)
                 ended = torch.cuda.Event(enable_timing=True)
                 ended.record()
             self.marks.append((log.next_seq(), started, ended))
@@ -203,6 +211,10 @@ class _Workloads:
         for _, _, ended in self.marks:
             ended.synchronize()
         return timed[0][1].elapsed_time(timed[-1][2]) / 1000 / len(timed) if timed else None
+
+
+def _at(cycles: list[int], i: int) -> int:
+    return cycles[min(i, len(cycles) - 1)] if cycles else 0
 
 
 @probe

@@ -39,7 +39,8 @@ def _matmul_flops(name: str, args: tuple, out: Any) -> float:
     a = tensors[0]
     inner = a.shape[-1] if a.dim() else 1
     out_elements = sum(t.numel() for t in _tensors(out))
-    return 2.0 * out_elements * inner + (out_elements if name.startswith("add") else 0)
+    summed = a.shape[0] if name == "addbmm" else 1  # addbmm adds up a batch of products into one output
+    return 2.0 * out_elements * inner * summed + (out_elements if name.startswith("add") else 0)
 
 
 def op_cost(func: Any, args: tuple, kwargs: dict, out: Any) -> tuple[float, float]:

@@ -50,8 +50,8 @@ class SimEvent:
         if self.device != end_event.device:
             raise RuntimeError("Both events must be recorded on the same device to compute elapsed time "
                                f"(found cuda:{self.device} and cuda:{end_event.device}).")
-        if _active().clocks.now_ns < end_event.time:
-            raise RuntimeError("CUDA error: device not ready (the end event has not completed; call "
+        if _active().clocks.now_ns < max(self.time, end_event.time):
+            raise RuntimeError("CUDA error: device not ready (an event has not completed; call "
                                "end.synchronize() or torch.cuda.synchronize() first)")
         return (end_event.time - self.time) / (NS / 1000)
 
@@ -124,12 +124,20 @@ class _StreamContext:
 
 
 def _index(device: Any) -> int:
+    """The device index ``device`` means (-1: none); an index the simulation lacks is CUDA's own error."""
     if device is None:
         return -1
+    sim = _active()
     if isinstance(device, int):
-        return device
-    d = torch.device(device)
-    return _active().current_device if d.index is None else d.index
+        index = device
+    else:
+        d = torch.device(device)
+        if d.type != "cuda":
+            raise ValueError(f"Expected a cuda device, but got: {d}")
+        index = sim.current_device if d.index is None else d.index
+    if index >= 0:
+        sim.check_device(torch.device("cuda", index))
+    return index
 
 
 def _unsupported(what: str, advice: str):
@@ -139,8 +147,9 @@ def _unsupported(what: str, advice: str):
 
 
 def _properties(sim, index: int) -> SimpleNamespace:
-    return SimpleNamespace(name=f"Simulated {sim.profile.name}", total_memory=80 * 2**30, major=9, minor=0,
-                           multi_processor_count=132, is_integrated=False)
+    p = sim.profile
+    return SimpleNamespace(name=f"Simulated {p.name}", total_memory=p.memory_gib * 2**30, major=p.capability[0],
+                           minor=p.capability[1], multi_processor_count=p.sms, is_integrated=False)
 
 
 def stand_ins(sim) -> dict[str, Any]:
@@ -164,6 +173,7 @@ def stand_ins(sim) -> dict[str, Any]:
         "current_device": lambda: sim.current_device,
         "set_device": lambda device: sim.set_device(_index(device)),
         "device": SimDeviceContext,
+        "device_of": lambda obj: SimDeviceContext(obj.get_device() if obj.is_cuda else -1),
         "synchronize": synchronize,
         "Event": SimEvent,
         "current_stream": lambda device=None: SimStream(which(device)),
@@ -174,7 +184,7 @@ def stand_ins(sim) -> dict[str, Any]:
         "_sleep": sleep,
         "get_device_name": lambda device=None: _properties(sim, which(device)).name,
         "get_device_properties": lambda device=None: _properties(sim, which(device)),
-        "get_device_capability": lambda device=None: (9, 0),
+        "get_device_capability": lambda device=None: sim.profile.capability,
         "manual_seed": lambda seed: None,
         "manual_seed_all": lambda seed: None,
         "memory_allocated": lambda device=None: 0,

@@ -26,6 +26,9 @@ class GpuProfile:
     peer_link: str
     host_bw: float  # bytes/s, one direction, over PCIe
     clock_hz: float  # boost clock: torch.cuda._sleep counts these cycles
+    memory_gib: int = 80
+    capability: tuple[int, int] = (8, 0)  # CUDA compute capability
+    sms: int = 108
     kernel_s: float = 2e-6  # the shortest kernel: launch latency on the device
     launch_s: float = 5e-6  # host time to launch one kernel from eager PyTorch
     source: str = ""
@@ -39,15 +42,15 @@ class GpuProfile:
 
 PROFILES = {p.key: p for p in (
     GpuProfile("t4", "NVIDIA T4 (PCIe)", 8.1 * TFLOPS, 320 * GB, 16 * GB, "PCIe Gen3 x16 (no NVLink)", 16 * GB,
-               1.59e9, kernel_s=3e-6,
+               1.59e9, memory_gib=16, capability=(7, 5), sms=40, kernel_s=3e-6,
                source="NVIDIA T4 Tensor Core GPU datasheet: FP32 8.1 TFLOPS, 320 GB/s GDDR6, PCIe Gen3 x16 "
                       "(32 GB/s both ways), boost 1590 MHz"),
     GpuProfile("a100", "NVIDIA A100-SXM4-80GB", 19.5 * TFLOPS, 2039 * GB, 300 * GB, "NVLink 3 (600 GB/s both ways)",
-               32 * GB, 1.41e9,
+               32 * GB, 1.41e9, memory_gib=80, capability=(8, 0), sms=108,
                source="NVIDIA A100 Tensor Core GPU datasheet: FP32 19.5 TFLOPS, HBM2e 2,039 GB/s, NVLink 600 GB/s, "
                       "PCIe Gen4 64 GB/s (both ways), boost 1410 MHz"),
     GpuProfile("h100", "NVIDIA H100-SXM5-80GB", 67 * TFLOPS, 3350 * GB, 450 * GB, "NVLink 4 (900 GB/s both ways)",
-               64 * GB, 1.98e9,
+               64 * GB, 1.98e9, memory_gib=80, capability=(9, 0), sms=132,
                source="NVIDIA H100 Tensor Core GPU datasheet: FP32 67 TFLOPS, HBM3 3.35 TB/s, NVLink 900 GB/s, "
                       "PCIe Gen5 128 GB/s (both ways), boost 1980 MHz"),
 )}

@@ -76,9 +76,9 @@ class Simulation:
         self.current_device = index
 
     def reset(self) -> None:
-        """Fresh queues and logs, current device back to cuda:0 (between independent runs). The host's time
-        goes on from where it was: a clock never runs backwards."""
-        self.clocks = DeviceClocks(self.n, self.profile, now_ns=self.clocks.now_ns)
+        """Fresh queues and logs, current device back to cuda:0 (between independent runs). The host's time goes
+        on from where the devices finished what was queued: no clock or event runs backwards."""
+        self.clocks = DeviceClocks(self.n, self.profile, now_ns=max(self.clocks.now_ns, *self.clocks.ready_ns))
         self.current_device = 0
 
 
