@@ -103,3 +103,15 @@ def test_class_outputs_are_ignored_by_git():
              "graded/summary.csv", "gradebook.db", "grades.csv", "release/practical8/x", "doctor/doctor.md"]
     done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
     assert sorted(done.stdout.split()) == sorted(paths)
+
+
+@pytest.mark.parametrize("command", ["grade", "timeline", "merge"])
+def test_each_subcommand_help_says_what_it_does_with_an_example(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "example" in text and "--course-dir" in text
+    if command == "timeline":
+        assert "reference solution" in text
+    if command == "merge":
+        assert "the --out folders of the shards" in text and "the folder to merge them into" in text

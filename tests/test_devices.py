@@ -34,8 +34,10 @@ def test_sim_never_counts_the_gpus():
 
 @pytest.mark.parametrize("gpus", [0, 1])
 def test_cuda_refuses_to_simulate(gpus):
-    with pytest.raises(DevicesUnavailable, match=f"needs two CUDA GPUs, but this machine has {gpus} \\(test build\\)"):
+    says = f"needs two CUDA GPUs, but this machine has {gpus} \\(test build\\)"
+    with pytest.raises(DevicesUnavailable, match=says) as e:
         resolve("cuda", _count(gpus)[0])
+    assert "Nothing was graded" not in str(e.value)  # timeline and doctor refuse with it too
 
 
 def test_an_unknown_choice_is_refused():
