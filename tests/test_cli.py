@@ -115,3 +115,11 @@ def test_each_subcommand_help_says_what_it_does_with_an_example(command, capsys)
         assert "reference solution" in text
     if command == "merge":
         assert "the --out folders of the shards" in text and "the folder to merge them into" in text
+
+
+def test_a_class_of_one_is_one_submission(tmp_path, capsys):
+    student = tmp_path / "submitted" / "ann" / "practical8"
+    student.mkdir(parents=True)
+    (student / "model_parallel.py").write_text((REPO / "assignment" / "practical8" / "model_parallel.py").read_text())
+    assert main(["grade", str(tmp_path / "submitted"), "--out", str(tmp_path / "graded"), "--devices", "sim"]) == 0
+    assert "graded 1 submission (unchanged ones skipped)" in capsys.readouterr().out
