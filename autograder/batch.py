@@ -48,13 +48,12 @@ def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, mode: str, li
     """Grade each ``(student, folder)`` in one graders' session; never raises: whatever goes wrong becomes
     the affected students' failed checks, with the reason, and ``on_report`` gets every student's report."""
     pending, in_flight = iter(todo), []
-    gpu = sim_gpu if mode == "sim" else None
 
     def gradable() -> Iterable[tuple[str, Path]]:
         for student, folder in pending:
             if not (folder / MODULE_FILE).is_file():
                 on_report(Report.all_failed(student, rubric, mode, f"No {MODULE_FILE} was found in your submission "
-                                            f"({folder.name}/); submit the file with this exact name.", gpu))
+                                            f"({folder.name}/); submit the file with this exact name.", sim_gpu))
                 continue
             in_flight[:] = [student]
             yield student, folder
@@ -67,7 +66,7 @@ def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, mode: str, li
         grade_all(gradable(), rubric, mode, limits, reported, sim_gpu)
     except Exception as exc:  # noqa: BLE001 - the graders could not run at all: say so to everyone left
         for student in [*in_flight, *(student for student, _ in pending)]:
-            on_report(Report.could_not_grade(student, rubric, mode, f"{type(exc).__name__}: {exc}", gpu))
+            on_report(Report.could_not_grade(student, rubric, mode, f"{type(exc).__name__}: {exc}", sim_gpu))
 
 
 def fingerprint(folder: Path, rubric: Rubric, mode: str, sim_gpu: str) -> str:
@@ -139,7 +138,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
                     lost += sorted(left - set(lost))
                 for student in lost:
                     left.discard(student)
-                    on_report(Report.could_not_grade(student, rubric, mode, LOST, sim_gpu if mode == "sim" else None))
+                    on_report(Report.could_not_grade(student, rubric, mode, LOST, sim_gpu))
                 continue
             if kind == "started":
                 in_flight[pid] = payload

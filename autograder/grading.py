@@ -2,7 +2,7 @@
 
     report = grade(Path("submission/"), load_rubric(), "sim")          # mode: "sim" or "cuda" (devices.py)
     grade_all([("alice", Path("alice/")), ...], rubric, "sim", on_report=print)   # one pytest session
-    for report in grade_samples(rubric, "sim"): ...                   # the reference and the sample mutants
+    for name, report in grade_samples(rubric, "sim"): ...             # the reference and the sample mutants
 
 The graders run here, in the trusted process; each submission runs in its own process (``sandbox``).
 """
@@ -58,7 +58,11 @@ class Report:
     mode: str  # "cuda" (real GPUs) or "sim"
     results: list[CheckResult] = field(default_factory=list)
     not_graded: str | None = None  # why grading itself could not run (ours, not the student's): grade it again
-    sim_gpu: str | None = None  # with mode "sim": the simulated GPU's profile (simgpu/profiles.py)
+    sim_gpu: str | None = None  # with mode "sim": the simulated GPU's profile (simgpu/profiles.py); else None
+
+    def __post_init__(self) -> None:
+        if self.mode != "sim":
+            self.sim_gpu = None  # real GPUs: no profile, whatever the caller's default
 
     @property
     def graded_on(self) -> str:
@@ -117,7 +121,7 @@ class GradingPlugin:
                  sim_gpu: str = DEFAULT_GPU, seed: int | None = None) -> None:
         self.rubric, self.mode, self.limits = rubric, mode, limits
         self.submissions, self.on_report = submissions, on_report
-        self.sim_gpu = gpu_profile(sim_gpu).key if mode == "sim" else None
+        self.sim_gpu = gpu_profile(sim_gpu).key
         # The graders draw their workloads from this: fresh for every grading run, so no submission can know
         # them in advance; fixed only where a test must see two runs alike.
         self.seed = secrets.randbits(64) if seed is None else seed
@@ -137,7 +141,7 @@ class GradingPlugin:
         self.outcomes = {}
         try:
             with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout,
-                                   self.sim_gpu or DEFAULT_GPU) as submission:
+                                   self.sim_gpu) as submission:
                 self.submission = submission
                 for i, item in enumerate(items):  # what pytest's own loop does, once per submission
                     item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
