@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 GiB = 1 << 30
 CLONE_NEWNET = 0x40000000
+GPU_VARIABLE_PREFIXES = ("CUDA_", "NVIDIA_", "ROCR_", "HIP_")
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,11 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
         _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
         cap = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)  # counts all of this user's processes
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, hard))
+    # Which GPUs this job may use (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, MIG instances; CUDA reads them when the
+    # student's code first touches a GPU, after this): dropping them would hand the student every GPU of the node.
+    gpu_settings = {k: v for k, v in os.environ.items() if k.startswith(GPU_VARIABLE_PREFIXES)} if real_gpus else {}
     os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"})
+    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
+                       **gpu_settings})
     os.chdir(scratch)
     return skipped

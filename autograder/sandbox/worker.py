@@ -40,10 +40,16 @@ class _State:
 
 def _warm_up() -> None:
     """Pay one-off costs before forking: the optimizer's first step (it imports torch._dynamo) and the
-    graders' initial weights (every child inherits them instead of generating 3M numbers again)."""
+    graders' initial weights (every child inherits them instead of generating 3M numbers again).
+
+    No backward here: on a CUDA build with GPUs the first backward starts autograd's device threads, and every
+    process forked after that refuses backward ("Unable to handle autograd's threading in combination with
+    fork-based multiprocessing", pytorch/pytorch#69839) - every training check would fail. The step gets its
+    gradients by hand."""
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    model(torch.ones(1, 2)).sum().backward()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
     optimizer.step()
     inputs.initial_weights(inputs.SEED)
 
