@@ -175,19 +175,7 @@ def reference_speeds() -> dict[str, float]:
     pipelined = module.PipelinedMPModel(*NAMES, split_size=SPLIT_SIZE)
     pipelined.load_state_dict(simple.state_dict())
     x = torch.randn(BATCH, 1000, device=NAMES[0])
-
-    def seconds(model: torch.nn.Module, repeats: int = 5) -> float:
-        with torch.no_grad():
-            model(x)
-            for d in NAMES:
-                torch.cuda.synchronize(d)
-            start = time.perf_counter()  # looked up now: inside a simulation, its virtual clock
-            for _ in range(repeats):
-                model(x)
-            for d in NAMES:
-                torch.cuda.synchronize(d)
-            return (time.perf_counter() - start) / repeats
-
+    seconds = lambda model: module.time_forward(model, x, warmup=1, repeats=5)  # noqa: E731 - the reference's own
     return {"simple_forward_s": seconds(simple), "pipelined_forward_s": seconds(pipelined),
             "copy_256KB_GBps": copy_bandwidth()["direct_GBps"]}
 

@@ -11,6 +11,7 @@ launches, and nothing could overlap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -142,11 +143,9 @@ def draw_reference(path: Path, mode: str, sim_gpu: str = "a100", sweep: bool = F
     """`python -m autograder timeline [--sweep]`: the reference on real (``mode`` cuda) or simulated GPUs."""
     from .simgpu import gpu_profile, simulated_gpus
 
-    if require_mode(mode) == "cuda":
-        where = f"2 real GPUs ({torch.cuda.get_device_name(0)})"
-        return (draw_sweep(split_size_sweep(), path, where=where) if sweep else
-                draw(reference_timelines(), path, where=where)), where
-    where = f"2 simulated {gpu_profile(sim_gpu).name}"
-    with simulated_gpus(2, gpu=sim_gpu):
-        return (draw_sweep(split_size_sweep(), path, where=where) if sweep else
-                draw(reference_timelines(), path, where=where)), where
+    real = require_mode(mode) == "cuda"
+    where = f"2 real GPUs ({torch.cuda.get_device_name(0)})" if real else f"2 simulated {gpu_profile(sim_gpu).name}"
+    with contextlib.nullcontext() if real else simulated_gpus(2, gpu=sim_gpu):
+        drawn = draw_sweep(split_size_sweep(), path, where=where) if sweep else draw(reference_timelines(), path,
+                                                                                     where=where)
+    return drawn, where

@@ -112,10 +112,12 @@ class SimulatedCudaMode(TorchFunctionMode):
             target = self._common_device(func, tensors)
         if target.type != "cuda":
             return func(*args, **kwargs)
-        out = func(*args, **kwargs)  # its ATen ops are charged by DeviceAccounting (unless paused)
-        made = _place_new(target, tensors, out)
-        if requested is not None and made:  # a factory: made on the host here, on the device on a real GPU
-            self.clocks.kernel(target.index, 0, sum(t.nbytes for t in _tensors(out)), _name(func))
+        out = func(*args, **kwargs)  # DeviceAccounting places and charges its ATen ops, unless paused
+        if requested is not None:  # a factory: made on the host here (no device input to follow), on the GPU there
+            if _place_new(target, tensors, out):
+                self.clocks.kernel(target.index, 0, sum(t.nbytes for t in _tensors(out)), _name(func))
+        elif _ACCOUNTING_PAUSED[0]:  # e.g. printing: nothing placed the outputs yet
+            _place_new(target, tensors, out)
         return out
 
     def _common_device(self, func, tensors: list[Tensor]) -> torch.device:
