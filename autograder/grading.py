@@ -26,6 +26,7 @@ from .devices import require_mode
 from .graders import PLUGIN_NAME
 from .rubric import Check, Rubric, RubricError
 from .sandbox import SubmissionProcess, start_warm_server
+from .sandbox.client import GradingMachineProblem
 from .sandbox.limits import Limits
 from .simgpu.profiles import DEFAULT_GPU, gpu_profile
 
@@ -145,6 +146,11 @@ class GradingPlugin:
                 self.submission = submission
                 for i, item in enumerate(items):  # what pytest's own loop does, once per submission
                     item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
+                    if submission.machine_problem:  # the machine's failure, not the student's: stop, grade it again
+                        raise GradingMachineProblem(submission.machine_problem)
+        except GradingMachineProblem as exc:
+            return Report.could_not_grade(name, self.rubric, self.mode, f"grading machine problem: {exc}",
+                                          self.sim_gpu)
         except Exception as exc:  # noqa: BLE001 - this submission's checks fail with the reason; the next goes on
             return Report.could_not_grade(name, self.rubric, self.mode, f"{type(exc).__name__}: {exc}", self.sim_gpu)
         finally:

@@ -52,6 +52,10 @@ class ProbeFailed(Exception):
     """The student's code could not produce the observation; ``str(self)`` is written for the student."""
 
 
+class GradingMachineProblem(RuntimeError):
+    """The grading machine, not the submission, kept the submission from running: not graded, never a fail."""
+
+
 def gpu_count() -> tuple[int, str]:
     """How many CUDA GPUs torch sees, asked in a child of the warm server (which has torch; this process
     never imports it): ``devices.resolve``'s ``gpu_count``. The child initialises CUDA, the server does not."""
@@ -91,6 +95,9 @@ class SubmissionProcess:
         self.import_failure: str | None = None
         self._starts = 0
         self._output = bytearray()
+        self._sandboxed_pid: int | None = None
+        self.sandbox_notes: list[str] = []  # protections this machine could not apply (start-up's report)
+        self.machine_problem: str | None = None  # set when a failure is the grading machine's, not the student's
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
@@ -113,12 +120,19 @@ class SubmissionProcess:
         threading.Thread(target=self._drain, args=(out_read,), daemon=True).start()
         self._buffer = b""
         try:  # the first child waits for the warm server to import torch: seconds, not the student's
-            ready = json.loads(self._next_line(time.monotonic() + START_TIMEOUT_S)) == {"ready": True}
+            ready = json.loads(self._next_line(time.monotonic() + START_TIMEOUT_S))
         except (EOFError, TimeoutError, ValueError):
-            ready = False
-        if not ready:
+            ready = {}
+        if not isinstance(ready, dict) or not ready.get("ready"):
             self._stop()
-            raise RuntimeError(f"the sandbox process did not start within {START_TIMEOUT_S} s: {self.output_tail()}")
+            if isinstance(ready, dict) and ready.get("machine"):
+                self.machine_problem = str(ready["machine"])
+            else:  # no student code has run yet: whatever stopped it is the machine's
+                self.machine_problem = (f"the sandbox process did not start within {START_TIMEOUT_S} s: "
+                                        f"{self.output_tail()}")
+            raise GradingMachineProblem(self.machine_problem)
+        self._sandboxed_pid = int(ready["pid"])
+        self.sandbox_notes = [str(note) for note in ready.get("notes", [])]
         if self.deadline is None and self.budget_s is not None:
             self.deadline = time.monotonic() + self.budget_s
 
@@ -134,6 +148,9 @@ class SubmissionProcess:
     def _stop(self) -> None:
         if self.proc is not None:
             if self.proc.pid is not None and self.proc.exitcode is None:
+                if self._sandboxed_pid is not None:  # PID 1 of its namespace: everything it started dies with it
+                    with _suppress():  # (alive: the child waits for it, so the PID cannot have been reused)
+                        os.kill(self._sandboxed_pid, signal.SIGKILL)
                 with _suppress():
                     os.killpg(self.proc.pid, signal.SIGKILL)  # the child leads its own session
                 with _suppress():
@@ -142,7 +159,7 @@ class SubmissionProcess:
                 self.proc.join(5)
             for conn in (self._requests, self._replies):
                 conn.close()
-        self.proc = None
+        self.proc = self._sandboxed_pid = None
 
     def close(self) -> None:
         self._stop()
@@ -187,9 +204,14 @@ class SubmissionProcess:
         os.write(self._requests.fileno(), json.dumps({"probe": name, "args": args, "nonce": nonce}).encode() + b"\n")
         reply = self._read_reply(timeout, name, nonce)
         if not reply.get("ok"):
-            message = _explain(reply.get("error") or {}, name)
-            if (reply.get("error") or {}).get("during") == "import":
+            error = reply.get("error") or {}
+            message = _explain(error, name)
+            if error.get("during") == "import":
                 self.import_failure = message
+                if _installed_here(error.get("missing_module")):
+                    self.machine_problem = self.import_failure = (
+                        f"the submission's process could not import {error['missing_module']!r}, which the grading "
+                        f"interpreter has: a grading machine problem, not the student's ({message})")
             raise ProbeFailed(message)
         return reply["value"]
 
@@ -299,6 +321,19 @@ class _no_main_module:
 
     def __exit__(self, *exc: Any) -> None:
         sys.modules["__main__"] = self.main
+
+
+def _installed_here(module: Any) -> bool:
+    """Whether the grading interpreter can import ``module`` (its top-level package is looked up, never imported:
+    this process stays free of torch)."""
+    import importlib.util
+
+    if not isinstance(module, str) or not module:
+        return False
+    try:
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _read_or_empty(fd: int) -> bytes:

@@ -1,15 +1,31 @@
-"""Limits for the submission's process, applied in the child before any student code runs."""
+"""Limits for the submission's process, applied in the child before any student code runs.
+
+``apply`` builds the sandbox: its own session, resource caps, PID and network namespaces (isolation.py), as
+root a user of its own (and a view of the filesystem in which that user can read the interpreter), then Landlock
+(landlock.py): read-only access to the system and the Python it runs on, writes only in its scratch folder, no
+TCP, no signals outside. Everything a machine refuses comes back as a note; ``Limits.require_landlock`` says
+whether a machine without Landlock may grade at all (``--unsafe-no-sandbox`` turns it off).
+"""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 from dataclasses import dataclass
+from pathlib import Path
+
+from . import isolation, landlock
 
 GiB = 1 << 30
-CLONE_NEWNET = 0x40000000
 GPU_VARIABLE_PREFIXES = ("CUDA_", "NVIDIA_", "ROCR_", "HIP_")
+PRIVATE = ("graders",)  # parts of the autograder package the submission's process never reads
+# Read-only for the student: the system's programs and libraries. Not /home, /root, /tmp, /work, /srv, ...
+SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys/devices/system/cpu",
+               "/sys/fs/cgroup", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat")
+SYSTEM_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+GPU_READ = ("/sys", "/proc/driver/nvidia")  # the CUDA driver reads PCI and driver facts
+GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset",
+               "/dev/nvidia-caps", "/dev/dri", *(f"/dev/nvidia{i}" for i in range(64)))
 
 
 @dataclass(frozen=True)
@@ -21,12 +37,19 @@ class Limits:
     # submissions graded at the same time cannot touch each other's files either.
     uid_base: int = 61000
     threads: int | None = None  # torch intra-op threads; 1 when several submissions are graded at once
+    require_landlock: bool = True  # refuse to grade (not graded, machine problem) where the kernel has none
+
+
+class SandboxUnavailable(Exception):
+    """A protection ``Limits`` requires cannot be applied on this machine: a problem of the grading machine."""
 
 
 def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
-    """Enter a new session, cap resources, cut the network, drop root. Returns what could not be applied."""
+    """Sandbox this process (see the module's docstring). Returns what could not be applied; raises
+    ``SandboxUnavailable`` when a required protection is missing. Only the sandboxed grandchild returns."""
     skipped = []
-    os.setsid()  # the whole process group can be killed at once, fork bombs included
+    as_root = os.geteuid() == 0
+    os.setsid()  # the whole process group can be killed at once
     caps = [("RLIMIT_FSIZE", limits.file_size), ("RLIMIT_CORE", 0)]
     if real_gpus:  # a CUDA context reserves far more virtual address space than any cap that would still help
         skipped.append("address-space cap (real GPUs)")
@@ -34,25 +57,32 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
         caps.append(("RLIMIT_AS", limits.address_space))
     for name, value in caps:
         resource.setrlimit(getattr(resource, name), (value, value))
-    if os.geteuid() == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(CLONE_NEWNET) != 0:  # a fresh network namespace has no interfaces: no network
-            skipped.append(f"network namespace (errno {ctypes.get_errno()})")
-        uid = limits.uid_base + os.getpid() % 30000
-        os.chmod(os.path.dirname(scratch), 0o711)  # traversable, not listable, by the student's user
-        for dirpath, dirnames, filenames in os.walk(scratch):
-            for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
-                os.chown(name, uid, uid)
-        os.chmod(scratch, 0o700)
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    pid_namespace, notes = isolation.unshare_namespaces(as_root)
+    skipped += notes
+    isolation.fork_init()  # from here on: the grandchild, PID 1 of its namespace when there is one
+    readable = [*SYSTEM_READ, *isolation.python_paths(), *isolation.package_paths(_package_dir(), PRIVATE),
+                *(GPU_READ if real_gpus else ())]
+    if as_root:
+        try:
+            isolation.expose(readable, _staging(scratch))
+        except OSError as exc:
+            skipped.append(f"a readable interpreter for the dropped user ({exc})")
+        _drop_root(limits, scratch)
     else:
         skipped.append("privilege drop (not running as root)")
         _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
         cap = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)  # counts all of this user's processes
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, hard))
+    try:
+        skipped += landlock.restrict(read=readable + [f"/proc/{os.readlink('/proc/self')}"], write=[scratch],
+                                     devices=[*SYSTEM_DEVICES, *(GPU_DEVICES if real_gpus else ())])
+    except OSError as exc:
+        if limits.require_landlock:
+            raise SandboxUnavailable(
+                f"the grading machine cannot sandbox submissions: {exc}. Grade on a machine whose kernel has "
+                "Landlock, or pass --unsafe-no-sandbox to grade without it (student code can then read and "
+                "write whatever the grader can).") from None
+        skipped.append(f"Landlock ({exc}): student code can read and write whatever the grader can")
     # Which GPUs this job may use (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, MIG instances; CUDA reads them when the
     # student's code first touches a GPU, after this): dropping them would hand the student every GPU of the node.
     gpu_settings = {k: v for k, v in os.environ.items() if k.startswith(GPU_VARIABLE_PREFIXES)} if real_gpus else {}
@@ -60,4 +90,32 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
                        **gpu_settings})
     os.chdir(scratch)
-    return skipped
+    return skipped if pid_namespace else skipped + ["strays are killed by session (no PID namespace)"]
+
+
+def in_pid_namespace() -> bool:
+    """Whether this process is PID 1 of a namespace of its own (``apply`` made one)."""
+    return os.getpid() == 1
+
+
+def _drop_root(limits: Limits, scratch: str) -> None:
+    uid = limits.uid_base + int(os.readlink("/proc/self")) % 30000  # the outer PID: unique among running ones
+    os.chmod(os.path.dirname(scratch), 0o711)  # traversable, not listable, by the student's user
+    for dirpath, dirnames, filenames in os.walk(scratch):
+        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+            os.chown(name, uid, uid)
+    os.chmod(scratch, 0o700)
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+
+def _staging(scratch: str) -> str:
+    staging = os.path.join(os.path.dirname(scratch), f".expose-{os.path.basename(scratch)}")
+    os.makedirs(staging, exist_ok=True)
+    return staging
+
+
+def _package_dir() -> str:
+    return str(Path(__file__).resolve().parents[1])

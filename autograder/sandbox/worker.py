@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch  # noqa: F401 - imported once in the warm server, before any fork
-import torch.utils.benchmark  # noqa: F401 - a way to time the forward that students use; as root, modules not
 
-# loaded before the privilege drop cannot be imported when Python lives in root's home (open issue 12)
 from ..contract import MODULE, MODULE_FILE
 from ..simgpu import DEFAULT_GPU, simulated_gpus
-from . import inputs, probes
-from .limits import Limits, apply
+from . import inputs, isolation, probes
+from .limits import Limits, SandboxUnavailable, apply, in_pid_namespace
 from .recorder import CudaRecorder
 
 _real_sleep = time.sleep  # the simulation makes time.sleep virtual; reaping strays needs real pauses
@@ -73,7 +71,8 @@ def _load(submission: Path) -> None:
     try:
         _State.module = importlib.import_module(MODULE)
     except Exception as exc:  # noqa: BLE001 - any failure to import is the student's to see
-        _State.import_error = {**_student_error(exc, submission), "during": "import"}
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None  # the trusted side decides whose fault
+        _State.import_error = {**_student_error(exc, submission), "during": "import", "missing_module": missing}
 
 
 def serve(source: str, mode: str, requests, replies, output, scratch: str, limits: Limits,
@@ -84,14 +83,25 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
     submission = Path(scratch) / "submission"
     submission.mkdir()
     shutil.copy(Path(source) / MODULE_FILE, submission / MODULE_FILE)  # the original stays untouched
+    reply_fd = replies.fileno()
+    try:
+        notes = apply(limits, scratch, real_gpus=mode == "cuda")  # only the sandboxed grandchild returns
+        unreadable = _unreadable_stdlib()
+    except SandboxUnavailable as exc:
+        os.write(reply_fd, json.dumps({"ready": False, "machine": str(exc)}).encode() + b"\n")
+        os._exit(0)
+    if unreadable:
+        os.write(reply_fd, json.dumps({"ready": False, "machine": unreadable}).encode() + b"\n")
+        os._exit(0)
     if limits.threads:
         torch.set_num_threads(limits.threads)
-    for note in apply(limits, scratch, real_gpus=mode == "cuda"):
-        print(f"[sandbox] not applied: {note}", file=sys.stderr)
     with contextlib.ExitStack() as stack:
         sim = stack.enter_context(simulated_gpus(2, gpu=sim_gpu)) if mode == "sim" else None
-        reply_fd, owner = replies.fileno(), os.getpid()
-        os.write(reply_fd, b'{"ready": true}\n')  # before any student code: start-up never counts against a check
+        owner = os.getpid()
+        # Before any student code, so start-up never counts against a check. ``pid``: this process as the grader
+        # sees it, to kill it (and with it its PID namespace) whatever the student's code did to its process group.
+        os.write(reply_fd, json.dumps({"ready": True, "pid": int(os.readlink("/proc/self")),
+                                       "notes": notes}).encode() + b"\n")
         for line in os.fdopen(requests.fileno(), "rb", buffering=0, closefd=False):
             request = json.loads(line)
             if sim is not None:
@@ -107,8 +117,31 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
             os.write(reply_fd, json.dumps({**reply, "nonce": request["nonce"]}).encode() + b"\n")
 
 
+def _unreadable_stdlib() -> str | None:
+    """Why the sandboxed user cannot import the standard library (a grading machine's problem), or None.
+    Checked before any student code, so a submission is never blamed for what the machine denies it."""
+    import importlib.util
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    try:
+        os.listdir(stdlib)
+        missing = [name for name in ("sqlite3", "zoneinfo", "logging.config", "importlib.readers")
+                   if importlib.util.find_spec(name) is None]
+    except (OSError, ImportError) as exc:
+        missing = [str(exc)]
+    if not missing:
+        return None
+    return (f"the submission's sandboxed user cannot read the grading interpreter's standard library in {stdlib} "
+            f"({', '.join(missing)}). Install Python where other users can read it (not in a home folder of mode "
+            "0700), or run the grader as root on a kernel that allows mount namespaces.")
+
+
 def _reap_strays() -> None:
-    """Kill every other process in this session (a forking submission's children), before replying."""
+    """Kill every other process the submission started (a forking submission's children), before replying."""
+    if in_pid_namespace():
+        isolation.kill_namespace()
+        return
     me, session = os.getpid(), os.getsid(0)
     for _ in range(20):
         strays = []

@@ -1,0 +1,160 @@
+"""The submission's process in namespaces of its own: a PID namespace (nothing it starts outlives it), no network,
+and, as root, a view of the filesystem in which the dropped user can read the Python it runs on.
+
+``enter`` is called by the child the warm server forked, before any student code: it unshares the namespaces,
+forks once more, and only the grandchild returns (it is PID 1 of the new namespace: when it dies, the kernel kills
+everything it started, double-forked and setsid'd processes included). The child in between waits and exits as
+the grandchild did. Every step that this machine refuses is returned as a note; nothing here is required, the
+caller decides what a missing protection means.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import stat
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 32, 4096, 8192, 16384, 1 << 18)
+PR_SET_PDEATHSIG = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _call(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def unshare_namespaces(as_root: bool) -> tuple[bool, list[str]]:
+    """New PID and network namespaces (and, as root, a mount namespace; as a normal user, a user namespace that
+    maps the user to itself, which is what lets it create the others). Returns (PID namespace made, notes)."""
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWPID | CLONE_NEWNET | (CLONE_NEWNS if as_root else CLONE_NEWUSER)
+    if _libc.unshare(flags) == 0:
+        if not as_root:
+            Path("/proc/self/setgroups").write_text("deny")
+            Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+            Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+        return True, []
+    notes = [f"PID and network namespaces (errno {ctypes.get_errno()}): strays are killed by session instead, "
+             "and only TCP is cut (by Landlock)"]
+    if as_root and _libc.unshare(CLONE_NEWNET | CLONE_NEWNS) != 0:
+        notes.append(f"network and mount namespaces (errno {ctypes.get_errno()})")
+    return False, notes
+
+
+def fork_init() -> None:
+    """Fork; the parent waits for the child and exits as it did, the child returns (PID 1 of a new PID
+    namespace, when ``unshare_namespaces`` made one) and dies with its parent."""
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() not in (parent, 0):  # the parent was killed before the line above took effect (0: the
+            os._exit(1)  # parent lies outside this PID namespace; the grader then kills this process by its PID)
+        return
+    os.closerange(3, 1 << 16)  # the child owns the pipes; this process only waits
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+
+
+def blocked_ancestor(path: str) -> str | None:
+    """The outermost directory on the way to ``path`` that other users cannot traverse (``/root`` of mode 0700
+    when Python lives in root's home), or None."""
+    parts = Path(path).parts
+    for i in range(2, len(parts) + (1 if os.path.isdir(path) else 0)):  # directories only: files need no x
+        ancestor = os.path.join(*parts[:i])
+        try:
+            if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+                return ancestor
+        except OSError:
+            return None
+    return None
+
+
+def expose(paths: Iterable[str], staging: str) -> list[str]:
+    """As root, in a mount namespace of this process's own: make ``paths`` reachable by any user without changing
+    the machine. Each directory that other users cannot traverse is covered with an empty, read-only tmpfs into
+    which only ``paths`` are bind-mounted back, read-only - so the rest of that directory (root's home, say)
+    vanishes from this process's view. ``staging`` is an empty directory outside them. Returns what was exposed."""
+    by_ancestor: dict[str, list[str]] = {}
+    for path in sorted({os.path.realpath(p) for p in paths if os.path.exists(p)}):
+        ancestor = blocked_ancestor(path)
+        if ancestor and not any(path.startswith(kept + os.sep) for kept in by_ancestor.get(ancestor, [])):
+            by_ancestor.setdefault(ancestor, []).append(path)
+    if not by_ancestor:
+        return []
+    _call(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
+    exposed = []
+    for n, (ancestor, inside) in enumerate(by_ancestor.items()):
+        staged = []
+        for i, path in enumerate(inside):
+            stage = os.path.join(staging, f"{n}-{i}")
+            os.mkdir(stage) if os.path.isdir(path) else open(stage, "x").close()  # a bind needs a target of its kind
+            _call(_libc.mount(path.encode(), stage.encode(), None, MS_BIND | MS_REC, None), f"binding {path}")
+            staged.append((stage, path))
+        _call(_libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755"),
+              f"covering {ancestor}")
+        for stage, path in staged:
+            if os.path.isdir(stage):
+                os.makedirs(path, mode=0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                open(path, "x").close()
+            _call(_libc.mount(stage.encode(), path.encode(), None, MS_MOVE, None), f"moving {path} back")
+            _call(_libc.mount(None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None), f"read-only {path}")
+            exposed.append(path)
+        _call(_libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None),
+              f"read-only {ancestor}")
+    return exposed
+
+
+def python_paths() -> list[str]:
+    """What the interpreter reads at run time: its prefixes and the library folders on sys.path (never the
+    course checkout: an editable install puts the project on sys.path, and solutions/ lies there)."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    library = [p for p in sys.path if p and os.path.isabs(p) and (
+        any(p == q or p.startswith(q + os.sep) for q in prefixes)
+        or os.path.basename(p) in ("site-packages", "dist-packages") or p.endswith(".zip"))]
+    return sorted(prefixes | set(library))
+
+
+def package_paths(package_dir: str, private: Iterable[str]) -> list[str]:
+    """Every entry of the autograder package but the ``private`` ones (the hidden graders): the submission's
+    process may import the simulation lazily, never read the graders."""
+    private = set(private)
+    return [os.path.join(package_dir, name) for name in sorted(os.listdir(package_dir)) if name not in private]
+
+
+def kill_namespace() -> None:
+    """As PID 1 of a PID namespace: kill every other process in it (``kill(-1)`` reaches exactly those) and
+    reap them, so the next reply is sent with nothing of the student's left running."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:  # killed children not yet reaped: they go in a moment
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
