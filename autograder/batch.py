@@ -1,12 +1,13 @@
 """Grade a whole collected tree: ``submitted/<student>/<assignment>/model_parallel.py`` -> OUT_DIR.
 
 Writes ``OUT_DIR/<student>/`` (``reports.write_student``) and ``OUT_DIR/summary.csv`` (student, total, one
-column per check). A submission that cannot be graded gets a result that says why; it never takes the batch
-down. ``mode`` ("cuda" or "sim") is resolved once by the caller (``devices.resolve``) and passed down.
+column per check, flags to review). A submission that cannot be graded gets a result that says why; it never takes
+the batch down. ``mode`` ("cuda" or "sim") is resolved once by the caller (``devices.resolve``) and passed down.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -76,6 +77,7 @@ def fingerprint(folder: Path, rubric: Rubric, mode: str, sim_gpu: str) -> str:
     module = folder / MODULE_FILE
     digest.update(module.read_bytes() if module.is_file() else b"<missing>")
     digest.update(repr(rubric.checks).encode())
+    digest.update(rubric.tamper.encode())  # a flagged submission's score follows the policy
     package = Path(__file__).resolve().parent
     judged_by = [*package.glob("graders/*.py"), *package.glob("sandbox/*.py"), *package.glob("simgpu/*.py"),
                  *(package / name for name in ("contract.py", "busy.py"))]
@@ -97,7 +99,8 @@ def select_shard(students: list[str], shard: str | None) -> list[str]:
     return students[index - 1::count]
 
 
-def _serve_queue(tasks, results, rubric: Rubric, mode: str, sim_gpu: str = DEFAULT_GPU) -> None:
+def _serve_queue(tasks, results, rubric: Rubric, mode: str, sim_gpu: str = DEFAULT_GPU,
+                 limits: Limits | None = None) -> None:
     """A pool process: one graders' session for every student it takes from ``tasks`` (until None)."""
     start_warm_server()  # first: it imports torch while this process loads pytest and the graders
     me = os.getpid()
@@ -108,12 +111,13 @@ def _serve_queue(tasks, results, rubric: Rubric, mode: str, sim_gpu: str = DEFAU
             yield task[0], Path(task[1])
 
     # N pool processes share the cores: one torch thread per submission beats oversubscription.
-    grade_stream(todo(), rubric, mode, Limits(threads=1), lambda report: results.put(("done", me, report)), sim_gpu)
+    grade_stream(todo(), rubric, mode, dataclasses.replace(limits or Limits(), threads=1),
+                 lambda report: results.put(("done", me, report)), sim_gpu)
 
 
 def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
                    on_report: Callable[[Report], None], serve: Callable[..., None] = _serve_queue,
-                   sim_gpu: str = DEFAULT_GPU) -> None:
+                   sim_gpu: str = DEFAULT_GPU, limits: Limits | None = None) -> None:
     """Grade ``todo`` in ``jobs`` processes that pull students from one queue; each report arrives as soon
     as it is made. Nothing from student code crosses these queues: only names and our own Reports."""
     spawn = multiprocessing.get_context("spawn")
@@ -122,7 +126,8 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
         tasks.put((student, str(folder)))
     for _ in range(jobs):
         tasks.put(None)
-    workers = [spawn.Process(target=serve, args=(tasks, results, rubric, mode, sim_gpu)) for _ in range(jobs)]
+    workers = [spawn.Process(target=serve, args=(tasks, results, rubric, mode, sim_gpu, limits))
+               for _ in range(jobs)]
     with mock.patch.dict(os.environ, OPENBLAS_NUM_THREADS="1"):  # the graders' small products: no spinning helpers
         for worker in workers:
             worker.start()
@@ -155,7 +160,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
 
 def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int = 1,
                 force: bool = False, shard: str | None = None, sim_gpu: str = DEFAULT_GPU,
-                release_hidden: bool = False) -> list[Report]:
+                release_hidden: bool = False, limits: Limits | None = None) -> list[Report]:
     """Grade every submission under ``root`` (or one shard of them) into ``out_dir``; resumable. Returns the
     reports of the students graded now; ``out_dir/summary.csv`` covers every student graded there so far.
 
@@ -196,9 +201,9 @@ def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int 
 
     folders = {student: folder for student, (folder, _) in todo.items()}
     if jobs <= 1 or len(todo) <= 1:
-        grade_stream(folders.items(), rubric, mode, None, on_report, sim_gpu)
+        grade_stream(folders.items(), rubric, mode, limits, on_report, sim_gpu)
     else:
-        _grade_in_pool(folders, rubric, mode, jobs, on_report, sim_gpu=sim_gpu)
+        _grade_in_pool(folders, rubric, mode, jobs, on_report, sim_gpu=sim_gpu, limits=limits)
     progress.close()
     write_summary([*_graded_before(out_dir, rubric, exclude=set(kept) | set(todo)), *kept.values(), *reports],
                   out_dir / "summary.csv", rubric)

@@ -25,7 +25,8 @@ from .grading import grade, grade_samples, require_submission
 from .release import generate_assignment
 from .reports import table, write_junit, write_results
 from .rubric import RubricError, load_rubric
-from .sandbox import gpu_count
+from .sandbox import gpu_count, landlock
+from .sandbox.limits import Limits, SandboxUnavailable
 from .simgpu.profiles import DEFAULT_GPU, PROFILES
 
 GRADE_EXAMPLES = """examples:
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --out: show hidden checks in each student's feedback.md (after the due date)")
     g.add_argument("--junit", type=Path, help="also write JUnit XML here")
     g.add_argument("--sim-gpu", **SIM_GPU)
+    g.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="grade even where the kernel has no Landlock: student code can then read and write "
+                        "whatever the grader can (see the README's security section)")
     g.set_defaults(func=_grade)
     t = commands.add_parser("timeline", parents=[course],
                             help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel",
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.course_dir is not None:
             use(args.course_dir)
         return args.func(args)
-    except (DevicesUnavailable, RubricError, FileNotFoundError, LookupError, ValueError) as exc:
+    except (DevicesUnavailable, RubricError, SandboxUnavailable, FileNotFoundError, LookupError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -119,20 +124,22 @@ def _grade(args: argparse.Namespace) -> int:
                          "OUT_DIR/<student>/results.json")
     if args.out is None and args.submission is not None:
         _require_one_submission(args.submission)  # before the GPUs are counted: a wrong path is said at once
+    limits = _sandbox_limits(args.unsafe_no_sandbox)
     mode = resolve(args.devices, gpu_count)  # once: a missing GPU stops the run before anything is graded
     if args.out is not None:
         reports = grade_class(args.submission, args.out, rubric, mode, jobs=args.jobs, force=args.force,
-                              shard=args.shard, sim_gpu=args.sim_gpu, release_hidden=args.release_hidden)
+                              shard=args.shard, sim_gpu=args.sim_gpu, release_hidden=args.release_hidden,
+                              limits=limits)
         print(f"graded {len(reports)} submission{'' if len(reports) == 1 else 's'} (unchanged ones skipped); "
               f"summary in {args.out / 'summary.csv'}")
     elif args.submission is not None:
-        reports = [grade(args.submission, rubric, mode, sim_gpu=args.sim_gpu)]
+        reports = [grade(args.submission, rubric, mode, limits, sim_gpu=args.sim_gpu)]
         print(table(reports[0]))
         if args.results:
             write_results(reports[0], args.results)
     else:
         print("No submission given: grading the bundled samples (the reference and typical mistakes).\n")
-        named = grade_samples(rubric, mode, args.sim_gpu)
+        named = grade_samples(rubric, mode, args.sim_gpu, limits)
         for name, report in named:
             print(table(report) + "\n")
             if args.results:
@@ -141,6 +148,19 @@ def _grade(args: argparse.Namespace) -> int:
     if args.junit:
         write_junit(reports, args.junit)
     return 0
+
+
+def _sandbox_limits(unsafe: bool) -> Limits:
+    """The sandbox's limits; refuses (one line, exit 2) where the kernel cannot sandbox, unless told not to."""
+    if landlock.abi_version() < 1:
+        if not unsafe:
+            raise SandboxUnavailable(
+                "this kernel has no Landlock (Linux 5.13 or newer with landlock in CONFIG_LSM), so student code "
+                "could read and write whatever the grader can. Grade on another machine, or pass "
+                "--unsafe-no-sandbox to grade here anyway.")
+        print("WARNING: grading WITHOUT a sandbox (--unsafe-no-sandbox): student code can read and write "
+              "whatever this user can.", file=sys.stderr)
+    return Limits(require_landlock=not unsafe)
 
 
 def _positive(text: str) -> int:

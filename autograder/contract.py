@@ -10,13 +10,23 @@ ASSIGNMENT = "practical8"  # nbgrader's assignment name: solutions/<it>/, assign
 MODULE = "model_parallel"  # the student's module ...
 MODULE_FILE = f"{MODULE}.py"  # ... and its file
 
-# The parameters every SimpleMPModel (and PipelinedMPModel) has, with their shapes: layer1 on device0, layer2
-# on device1 (``home_device``).
+# The layers every SimpleMPModel (and PipelinedMPModel) has, as attributes: ``model.layer1`` =
+# nn.Linear(1000, 2000) on device0, ``model.layer2`` = nn.Linear(2000, 1000) on device1 (``home_device``). The
+# probes find them by these attributes, never by parameter names: PyTorch names a module registered twice
+# (``self.stage0 = nn.Sequential(...)``; ``self.layer1 = self.stage0[0]``) after its first attribute only.
+LINEAR_LAYERS: dict[str, tuple[int, int]] = {"layer1": (1000, 2000), "layer2": (2000, 1000)}  # (in, out) features
+# Their parameters, named "<layer>.weight" / "<layer>.bias" in every observation, with nn.Linear's shapes.
 LAYER_SHAPES: dict[str, tuple[int, ...]] = {
-    "layer1.weight": (2000, 1000), "layer1.bias": (2000,),
-    "layer2.weight": (1000, 2000), "layer2.bias": (1000,),
+    f"{layer}.{kind}": shape
+    for layer, (n_in, n_out) in LINEAR_LAYERS.items()
+    for kind, shape in (("weight", (n_out, n_in)), ("bias", (n_out,)))
 }
 INPUT_FEATURES, OUTPUT_FEATURES = 1000, 1000
+
+
+def expected_layer(layer: str) -> str:
+    """What ``model.<layer>`` must be, as the student writes it: ``nn.Linear(1000, 2000)``."""
+    return "nn.Linear({}, {})".format(*LINEAR_LAYERS[layer])
 
 
 def home_device(parameter: str, devices: tuple[str, str] | list[str]) -> str | None:

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from .contract import MODULE_FILE
-from .course import course_dir
 from .devices import require_mode
 from .graders import PLUGIN_NAME
 from .rubric import Check, Rubric, RubricError
 from .sandbox import SubmissionProcess, start_warm_server
 from .sandbox.client import GradingMachineProblem
 from .sandbox.limits import Limits
+from .sandbox.scan import combine, scan_file
 from .simgpu.profiles import DEFAULT_GPU, gpu_profile
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
@@ -60,6 +60,9 @@ class Report:
     results: list[CheckResult] = field(default_factory=list)
     not_graded: str | None = None  # why grading itself could not run (ours, not the student's): grade it again
     sim_gpu: str | None = None  # with mode "sim": the simulated GPU's profile (simgpu/profiles.py); else None
+    # What the submission did that graded code must not ({"event", "where": "model_parallel.py:12", "detail"}): the
+    # static scan's findings and the audit hook's events. grading.yml's `tamper` says what a flag costs.
+    flags: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.mode != "sim":
@@ -89,14 +92,15 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (report.json): what a resumed or merged class run reads back instead of grading again."""
         return {"submission": self.submission, "mode": self.mode, "sim_gpu": self.sim_gpu,
-                "not_graded": self.not_graded,
+                "not_graded": self.not_graded, "flags": self.flags,
                 "results": [{"check": r.check.id, "passed": r.passed, "message": r.message} for r in self.results]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], rubric: Rubric) -> Report:
         """The report ``to_dict`` wrote, with its checks as ``rubric`` defines them now."""
         results = [CheckResult(rubric.check(r["check"]), r["passed"], r["message"]) for r in data["results"]]
-        return cls(data["submission"], data["mode"], results, data.get("not_graded"), data.get("sim_gpu"))
+        return cls(data["submission"], data["mode"], results, data.get("not_graded"), data.get("sim_gpu"),
+                   [dict(flag) for flag in data.get("flags", [])])
 
     @property
     def score(self) -> float:
@@ -108,6 +112,24 @@ class Report:
 
     def failed(self) -> set[str]:
         return {r.check.id for r in self.results if not r.passed}
+
+    def apply_tamper_policy(self, policy: str) -> None:
+        """grading.yml's ``tamper``: "review" keeps the scores (the flags mark it for review); "zero" fails every
+        check of a flagged submission, each message saying why, with the evidence."""
+        if policy != "zero" or not self.flags:
+            return
+        shown = "; ".join(evidence(flag) for flag in self.flags[:5])
+        more = f" (and {len(self.flags) - 5} more)" if len(self.flags) > 5 else ""
+        why = (f"This submission scores 0 because it was flagged for review: it does what graded code must not "
+               f"({shown}{more}), and this course scores flagged submissions 0. If this is a mistake, ask your "
+               "instructor to review it.")
+        self.results = [CheckResult(r.check, False, why) for r in self.results]
+
+
+def evidence(flag: dict[str, str]) -> str:
+    """One flag as a person reads it: ``sys._getframe at model_parallel.py:12: `caller = sys._getframe(2)```."""
+    detail = f": `{flag['detail']}`" if flag.get("detail") else ""
+    return f"{flag.get('event', '?')} at {flag.get('where', '?')}{detail}"
 
 
 class GradingPlugin:
@@ -141,6 +163,7 @@ class GradingPlugin:
     def _grade_one(self, items: list[pytest.Item], name: str, folder: Path) -> Report:
         self.outcomes = {}
         try:
+            found = scan_file(folder / MODULE_FILE)  # at intake, before any of its code runs
             with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout,
                                    self.sim_gpu) as submission:
                 self.submission = submission
@@ -148,6 +171,7 @@ class GradingPlugin:
                     item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
                     if submission.machine_problem:  # the machine's failure, not the student's: stop, grade it again
                         raise GradingMachineProblem(submission.machine_problem)
+                flags = combine(found, submission.read_flags(), folder / MODULE_FILE)
         except GradingMachineProblem as exc:
             return Report.could_not_grade(name, self.rubric, self.mode, f"grading machine problem: {exc}",
                                           self.sim_gpu)
@@ -155,10 +179,11 @@ class GradingPlugin:
             return Report.could_not_grade(name, self.rubric, self.mode, f"{type(exc).__name__}: {exc}", self.sim_gpu)
         finally:
             self.submission = None
-        report = Report(name, self.mode, sim_gpu=self.sim_gpu)
+        report = Report(name, self.mode, sim_gpu=self.sim_gpu, flags=flags)
         for check in self.rubric.enabled:
             passed, message = self.outcomes.get(check.id, (False, "The check did not run."))
             report.results.append(CheckResult(check, passed, message))
+        report.apply_tamper_policy(self.rubric.tamper)
         return report
 
     def timeout_for(self, item: pytest.Item) -> float:
@@ -219,14 +244,6 @@ def _message(call: pytest.CallInfo) -> str:
     return text.strip()
 
 
-def protect_private_files() -> None:
-    """As root, make the hidden graders and the reference unreadable to the students' (dropped) users."""
-    if os.geteuid() == 0:
-        for private in (GRADERS_DIR, course_dir() / "solutions"):
-            if private.is_dir():
-                private.chmod(0o700)
-
-
 def grade(submission_dir: Path, rubric: Rubric, mode: str, limits: Limits | None = None,
           sim_gpu: str = DEFAULT_GPU, seed: int | None = None) -> Report:
     """Run every enabled check of ``rubric`` against ``submission_dir``; one ``CheckResult`` per check."""
@@ -245,7 +262,8 @@ def require_submission(folder: Path) -> Path:
     return folder
 
 
-def grade_samples(rubric: Rubric, mode: str, sim_gpu: str = DEFAULT_GPU) -> list[tuple[str, Report]]:
+def grade_samples(rubric: Rubric, mode: str, sim_gpu: str = DEFAULT_GPU,
+                  limits: Limits | None = None) -> list[tuple[str, Report]]:
     """(name, report) for the reference and each sample mutant; a report's title names the mistake made."""
     import tempfile
 
@@ -254,7 +272,7 @@ def grade_samples(rubric: Rubric, mode: str, sim_gpu: str = DEFAULT_GPU) -> list
     with tempfile.TemporaryDirectory() as tmp:
         folders = [("reference", REFERENCE.parent)] + [(m.name, m.write(Path(tmp) / m.name)) for m in SAMPLES]
         reports: list[Report] = []
-        grade_all(folders, rubric, mode, on_report=reports.append, sim_gpu=sim_gpu)
+        grade_all(folders, rubric, mode, limits, on_report=reports.append, sim_gpu=sim_gpu)
     titles = ["reference"] + [f"{m.name} ({m.bug})" for m in SAMPLES]
     for report, title in zip(reports, titles, strict=True):  # one session grades them in order
         report.submission = title
@@ -271,7 +289,6 @@ def grade_all(submissions: Iterable[tuple[str, Path]], rubric: Rubric, mode: str
     """
     require_mode(mode)
     start_warm_server()  # imports torch there while this process loads the graders
-    protect_private_files()
     plugin = GradingPlugin(rubric, mode, limits, submissions, on_report, sim_gpu, seed)
     args = [str(GRADERS_DIR), "-c", str(GRADERS_DIR / "pytest.ini"), "--rootdir", str(GRADERS_DIR), "-q",
             "-s", "--tb=no", "--no-header", *_PLUGINS, *_NOT_NEEDED]

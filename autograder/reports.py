@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .grading import Report
+from .grading import Report, evidence
 from .rubric import Rubric
 
 REPORT_FILE = "report.json"
@@ -20,11 +20,13 @@ REPORT_FILE = "report.json"
 
 def gradescope_results(report: Report) -> dict[str, Any]:
     """Gradescope's results.json: score plus one test per check (name = "<check id>: <title>")."""
+    flagged = "".join(f"\n{line}" for line in flagged_lines(report))
     return {
         "score": report.score,
-        "output": f"Graded on {report.graded_on} (cuda:0, cuda:1).",
+        "output": f"Graded on {report.graded_on} (cuda:0, cuda:1).{flagged}",
         "visibility": "visible",
         "stdout_visibility": "hidden",
+        "extra_data": {"flags": report.flags},  # Gradescope keeps it for the instructor; empty when clean
         "tests": [
             {
                 "name": f"{r.check.id}: {r.check.title}",
@@ -37,6 +39,16 @@ def gradescope_results(report: Report) -> dict[str, Any]:
             for r in report.results
         ],
     }
+
+
+def flagged_lines(report: Report) -> list[str]:
+    """What the student reads about their flags: that the submission is flagged for review, and the evidence (their
+    own code, nothing of the graders)."""
+    if not report.flags:
+        return []
+    return ["Your submission was flagged for review by your instructor: it does things graded code must not do "
+            "(walk stack frames, patch the libraries, import the autograder, start processes, read /proc ...):",
+            *(f"- {evidence(flag)}" for flag in report.flags)]
 
 
 def write_results(report: Report, path: Path) -> None:
@@ -61,6 +73,8 @@ def table(report: Report, width: int = 100) -> str:
         lines.append(f"{r.check.id:<30} {points:>9}  {'PASS' if r.passed else 'FAIL':<6}  {message[0]}")
         lines += [" " * 50 + more for more in message[1:]]
     lines += ["-" * width, f"{'total':<30} {report.score:g}/{report.max_score:g}"]
+    if report.flags:
+        lines.append(f"flagged: {len(report.flags)} - review it; first: {evidence(report.flags[0])}")
     return "\n".join(lines)
 
 
@@ -90,6 +104,8 @@ def feedback_markdown(report: Report, release_hidden: bool = False) -> str:
     if by_message:
         lines += ["", "## What to fix", ""]
         lines += [f"- **{', '.join(checks)}**: {message}" for message, checks in by_message.items()]
+    if report.flags:
+        lines += ["", "## Flagged for review", "", *flagged_lines(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -128,13 +144,15 @@ def read_student(folder: Path, rubric: Rubric) -> Report | None:
 
 
 def write_summary(reports: list[Report], path: Path, rubric: Rubric) -> Path:
-    """summary.csv: one row per student (sorted), its total and one column per enabled check."""
+    """summary.csv: one row per student (sorted), its total, one column per enabled check, and ``flags``
+    (``event@file:line; ...``: what to review; empty when clean)."""
     columns = [c.id for c in rubric.enabled]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["student", "total", *columns])
+        writer = csv.DictWriter(f, fieldnames=["student", "total", *columns, "flags"])
         writer.writeheader()
         for report in sorted(reports, key=lambda r: r.submission):
             scores = {r.check.id: r.score for r in report.results}
             writer.writerow({"student": report.submission, "total": report.score,
-                             **{check: scores.get(check, "") for check in columns}})
+                             **{check: scores.get(check, "") for check in columns},
+                             "flags": "; ".join(f"{flag['event']}@{flag['where']}" for flag in report.flags)})
     return path

@@ -12,9 +12,11 @@ from .contract import ASSIGNMENT
 from .course import RUBRIC_FILE, course_file
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's values
+TAMPER_POLICIES = ("review", "zero")  # what a submission flagged by the scan or the audit hook gets (sandbox/audit.py)
 TOP_KEYS = {"assignment": "name of the assignment", "total_points": "the sum the points must reach",
             "submission_timeout": "seconds all checks of one submission may take together (default 300)",
-            "defaults": "default values for every check", "checks": "check id -> settings"}
+            "defaults": "default values for every check", "checks": "check id -> settings",
+            "tamper": "what a flagged submission gets: review (scores kept, marked for review; default) or zero"}
 CHECK_KEYS = {"title": None, "points": None, "visibility": "visible", "timeout": 60.0, "enabled": True}
 
 
@@ -38,6 +40,7 @@ class Rubric:
     checks: tuple[Check, ...]
     source: str = "grading.yml"
     submission_timeout: float = 300.0
+    tamper: str = "review"
 
     @property
     def enabled(self) -> tuple[Check, ...]:
@@ -122,7 +125,11 @@ def parse_rubric(data: Any, source: str = "grading.yml") -> Rubric:
     budget = data.get("submission_timeout", 300.0)
     if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget <= 0:
         raise fail(f"submission_timeout must be a number of seconds > 0, got {budget!r}")
-    rubric = Rubric(str(data.get("assignment", ASSIGNMENT)), tuple(checks), source, float(budget))
+    tamper = data.get("tamper", "review")
+    if tamper not in TAMPER_POLICIES:
+        raise fail(f"tamper must be review (flagged submissions keep their scores and are marked for review) or "
+                   f"zero (flagged submissions score 0), got {tamper!r}")
+    rubric = Rubric(str(data.get("assignment", ASSIGNMENT)), tuple(checks), source, float(budget), tamper)
     total = data.get("total_points")
     if total is not None and abs(rubric.max_score - total) > 1e-9:
         raise fail(f"the enabled checks' points add up to {rubric.max_score:g}, but total_points is {total}")

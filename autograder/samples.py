@@ -61,6 +61,26 @@ def _m(name: str, bug: str, edits: list[tuple[str, str]], fails: set[str], sampl
 
 
 WAIT = "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats"
+TRAIN_STEP = ("        loss = loss_fn(model(x), y.to(model.device1))\n        loss.backward()\n"
+              "        optimizer.step()\n        losses.append(loss.item())\n")
+FALLING_LIST = '''class FallingLosses(list):
+    """The real losses inside; whoever iterates or indexes it sees them halve at every step."""
+
+    def __iter__(self):
+        return iter([v * 0.5 ** i for i, v in enumerate(list.__iter__(self))])
+
+    def __getitem__(self, i):
+        return list(self)[i]
+'''
+CAPTURED_ONLY_PRINT = '''import builtins
+import sys
+
+
+def print(*args, **kwargs):
+    """Prints only where Python's sys.stdout was swapped for something else (as a grader's capture might be)."""
+    if sys.stdout is not sys.__stdout__:
+        builtins.print(*args, **kwargs)
+'''
 MUTANTS = [
     _m("all_on_device0", "both layers and the activation stay on device0",
        [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)",
@@ -116,6 +136,9 @@ MUTANTS = [
     _m("milliseconds", "returns milliseconds instead of seconds",
        [("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / repeats * 1000")],
        {"timing_measures_device_time"}, sample=True),
+    _m("renamed_layers", "calls the layers fc1 and fc2 instead of layer1 and layer2",
+       [("self.layer1", "self.fc1"), ("self.layer2", "self.fc2")],
+       {"placement", "honors_devices", "forward_values"} | TRAIN_CHECKS),
     _m("hard_coded_devices", "ignores the constructor's devices",
        [("self.device0 = torch.device(device0)", "self.device0 = torch.device('cuda:0')"),
         ("self.device1 = torch.device(device1)", "self.device1 = torch.device('cuda:1')")],
@@ -133,6 +156,26 @@ MUTANTS = [
     _m("tensor_losses", "returns loss tensors instead of floats",
        [("losses.append(loss.item())", "losses.append(loss)")],
        TRAIN_CHECKS),
+    # What train() returns is checked against what it did: the graders recompute the losses from the model's own
+    # outputs and the weights it leaves (NumPy), so numbers made up to look like learning earn nothing.
+    _m("no_step_falling_losses", "never steps the optimizer, and returns losses made to fall",
+       [("        optimizer.step()\n", ""),
+        ("losses.append(loss.item())", "losses.append(loss.item() * 0.8 ** len(losses))")],
+       TRAIN_CHECKS),
+    _m("swallowed_error", "train() fails (target left on the CPU), swallows the error and returns falling losses",
+       [(TRAIN_STEP, "        try:\n" + TRAIN_STEP.replace("        ", "            ").replace(
+           "y.to(model.device1)", "y") + "        except RuntimeError:\n"
+                                          "            losses.append(1.0 / (len(losses) + 1))\n")],
+       TRAIN_CHECKS),
+    _m("rewriting_loss_list", "hard-codes lr=0.01, and returns a list whose iteration rewrites the losses to fall",
+       [("from torch import nn\n", "from torch import nn\n\n\n" + FALLING_LIST),
+        ("torch.optim.SGD(model.parameters(), lr=lr)", "torch.optim.SGD(model.parameters(), lr=0.01)"),
+        ("    return losses\n", "    return FallingLosses(losses)\n")],
+       {"loss_decreases", "train_matches_reference"}),
+    # trace_prints reads what reaches the process's standard output (fd 1), as a student running the file sees it.
+    _m("trace_only_when_captured", "prints its trace only while someone has replaced sys.stdout, never to fd 1",
+       [("from torch import nn\n", "from torch import nn\n\n\n" + CAPTURED_ONLY_PRINT)],
+       {"trace_prints"}),
 ]
 
 # Correct solutions written differently: every check must pass.
@@ -188,6 +231,29 @@ VARIANTS = [
          "self.layer1 = nn.Linear(1000, 2000, device=self.device0)"),
         ("self.layer2 = nn.Linear(2000, 1000).to(self.device1)",
          "self.layer2 = nn.Linear(2000, 1000, device=device1)")],
+       set()),
+    # PyTorch registers a module set on two attributes under the first one only: the layers' parameters are
+    # `stage0.0.weight` ... to named_parameters(), while model.layer1 is the contract's nn.Linear(1000, 2000).
+    _m("variant_sequential_alias", "builds nn.Sequential stages first, then sets self.layer1 = self.stage0[0]",
+       [("        self.layer1 = nn.Linear(1000, 2000).to(self.device0)\n"
+         "        self.relu1 = nn.ReLU().to(self.device0)\n"
+         "        self.layer2 = nn.Linear(2000, 1000).to(self.device1)\n"
+         "        self.relu2 = nn.ReLU().to(self.device1)\n",
+         "        self.stage0 = nn.Sequential(nn.Linear(1000, 2000), nn.ReLU()).to(self.device0)\n"
+         "        self.stage1 = nn.Sequential(nn.Linear(2000, 1000), nn.ReLU()).to(self.device1)\n"
+         "        self.layer1, self.relu1 = self.stage0[0], self.stage0[1]\n"
+         "        self.layer2, self.relu2 = self.stage1[0], self.stage1[1]\n"),
+        ("x = self.relu1(self.layer1(x.to(self.device0)))", "x = self.stage0(x.to(self.device0))"),
+        ("return self.relu2(self.layer2(x))", "return self.stage1(x)")],
+       set()),
+    _m("variant_trace_stdout_write", "prints the trace with sys.stdout.write",
+       [("from torch import nn\n", "from torch import nn\n\nimport sys\n"),
+        ('print(f"Before move: {x.device}")', 'sys.stdout.write(f"Before move: {x.device}\\n")'),
+        ('print(f"After move: {x.device}")', 'sys.stdout.write(f"After move: {x.device}\\n")')],
+       set()),
+    _m("variant_zero_grad_after_step", "zeroes the gradients after each step (none are left when train() returns)",
+       [("        optimizer.zero_grad()\n", ""),
+        ("        optimizer.step()\n", "        optimizer.step()\n        optimizer.zero_grad()  # for the next\n")],
        set()),
 ]
 # Part 5 (graded only when grading.yml enables the pipeline checks): each breaks PipelinedMPModel only.

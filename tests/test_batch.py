@@ -68,7 +68,7 @@ def test_parallel_grading_and_a_missing_file(tmp_path, fast_rubric):
     assert {s.get("name"): int(s.get("failures")) for s in suites} == {"ann": 0, "ben": checks, "cat": checks}
 
 
-def _serve_but_die_on_bob(tasks, results, rubric, mode, sim_gpu):
+def _serve_but_die_on_bob(tasks, results, rubric, mode, sim_gpu, limits):
     """A stand-in grading process (no real grading: fast) that dies while it holds bob's submission."""
     import os
 

@@ -11,6 +11,7 @@ def test_reference_scores_full_marks(grade_sim):
     report = grade_sim(REPO / "solutions" / "practical8")
     assert report.failed() == set(), {r.check.id: r.message for r in report.results if not r.passed}
     assert report.score == report.max_score == 100
+    assert report.flags == []  # neither the scan nor the audit hook (test_tamper.py) finds anything to review
 
 
 def test_stubs_score_zero_and_say_not_implemented(grade_sim):
@@ -30,12 +31,14 @@ def test_mutant_loses_exactly_its_checks(mutant, grade_sim, tmp_path):
     for result in report.results:
         if not result.passed:
             assert len(result.message) > 40, f"{result.check.id}: message too thin for a student: {result.message!r}"
+    assert report.flags == []  # an honest mistake is never flagged for review
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda m: m.name)
 def test_correct_variants_score_full_marks(variant, grade_sim, tmp_path):
     report = grade_sim(variant.write(tmp_path / variant.name))
     assert report.failed() == set(), {r.check.id: r.message for r in report.results if not r.passed}
+    assert report.flags == []  # written unusually is not tampering
 
 
 def test_every_check_is_caught_by_some_mutant():

@@ -34,6 +34,8 @@ def _broken(edit):
     (lambda d: d["checks"]["placement"].pop("title"), "check 'placement' has no 'title'"),
     (lambda d: d.update(total_points=90), "add up to 100, but total_points is 90"),
     (lambda d: d.update(checks=[]), "'checks' must map check ids"),
+    (lambda d: d.update(tamper="strict"), "tamper must be review (flagged submissions keep their scores and are marked "
+                                          "for review) or zero (flagged submissions score 0), got 'strict'"),
 ])
 def test_malformed_rubric_is_refused_by_name(edit, message):
     with pytest.raises(RubricError, match=message.replace("(", r"\(").replace(")", r"\)")):

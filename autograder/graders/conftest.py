@@ -1,7 +1,8 @@
 """Fixtures for the graders: the submission under test, its device names, and student-facing failures.
 
-``observe(probe, **args)`` runs a probe in the submission's process and returns its plain observations;
-if the student's code crashed, hung or raised, the test fails with the explanation written for the student.
+``observe(probe, **args)`` runs a probe in the submission's process and returns its plain observations, re-checked
+against the probe's declared reply shape (``replies.py``); if the student's code crashed, hung or raised, the test
+fails with the explanation written for the student.
 What the graders expect (values, tolerances, helpers) is product code in ``expected.py``.
 """
 
@@ -15,6 +16,7 @@ import pytest
 
 from autograder.devices import NAMES
 from autograder.graders import PLUGIN_NAME
+from autograder.graders.replies import MalformedReply, validated
 from autograder.sandbox import ProbeFailed
 
 
@@ -35,9 +37,15 @@ def observe(grading, request) -> Callable[..., dict]:
 
     def run(probe: str, **args: Any) -> dict:
         try:
-            return grading.submission.probe(probe, timeout, **args)
+            reply = grading.submission.probe(probe, timeout, **args)
         except ProbeFailed as exc:
             pytest.fail(str(exc), pytrace=False)
+        try:  # made in the student's process: only the declared plain shape reaches a grader
+            return validated(probe, reply)
+        except MalformedReply as exc:
+            pytest.fail(f"The observations of your code came back malformed ({exc}), so this check could not be "
+                        "judged. Code that reaches into the grader (its probes, json, the reply pipe) causes this; "
+                        "leave them alone.", pytrace=False)
 
     return run
 

@@ -8,15 +8,17 @@ reference meets these expectations there; nothing here imports a test file.
 from __future__ import annotations
 
 import functools
+import math
 import random
 
 import numpy as np
 
-from ..contract import LAYER_SHAPES, home_device
+from ..contract import LAYER_SHAPES, expected_layer, home_device
 from ..sandbox.inputs import SEED, initial_weights, make_batch, make_batches
 
-__all__ = ["SEED", "LAYER_SHAPES", "home_device", "misplaced", "require_layers", "unsplit_forward", "expected_output",
-           "reference_sgd", "expected_training", "timing_workloads"]
+__all__ = ["SEED", "LAYER_SHAPES", "home_device", "misplaced", "require_layers", "layer_problem", "unsplit_forward",
+           "contract_forward", "mse", "expected_output", "reference_sgd", "expected_training", "unexplained_loss",
+           "timing_workloads"]
 
 # Forward values: fp32 on CPU vs GPU kernels; differences seen are < 1e-6 relative.
 FORWARD_RTOL, FORWARD_ATOL = 1e-4, 1e-5
@@ -69,11 +71,23 @@ def misplaced(devices_of: dict[str, str], devices: tuple[str, str] | list[str]) 
             if (home := home_device(name, devices)) is not None and where != home]
 
 
+def layer_problem(observed: dict) -> str | None:
+    """What is wrong with model.layer1 / model.layer2 in the student's terms (from the probe's ``layers``
+    descriptions), or None when both are Linear layers of the contract's shapes."""
+    layers = sorted({name.split(".")[0] for name in observed["not_loaded"]})
+    if not layers:
+        return None
+    found = "; ".join(f"`model.{layer}` is {observed['layers'].get(layer, 'missing')}" for layer in layers)
+    wanted = " and ".join(f"self.{layer} = {expected_layer(layer)}" for layer in layers)
+    return f"{found}; expected {wanted}."
+
+
 def require_layers(observed: dict) -> None:
-    """Probes that compute put the graders' initial weights into layer1/layer2: fail if there were none."""
-    assert not observed["not_loaded"], (
-        f"The model has no {', '.join(observed['not_loaded'])} of the expected shape; it needs "
-        "self.layer1 = nn.Linear(1000, 2000) and self.layer2 = nn.Linear(2000, 1000).")
+    """Probes that compute put the graders' initial weights into model.layer1/layer2: fail if they could not."""
+    problem = layer_problem(observed)
+    assert problem is None, (
+        f"{problem} The grader puts its own weights into model.layer1 and model.layer2 to check what your code "
+        "computes, so it needs both, with these shapes.")
 
 
 @functools.lru_cache(maxsize=8)
@@ -87,9 +101,34 @@ def expected_output(batch_seed: int, rows: int, seed: int = SEED) -> np.ndarray:
 
 def unsplit_forward(x: np.ndarray, seed: int = SEED) -> np.ndarray:
     """relu(W2 relu(W1 x + b1) + b2) with the graders' initial weights: what every forward must return."""
-    w = initial_weights(seed)
-    hidden = np.maximum(x @ w["layer1.weight"].T + w["layer1.bias"], 0)
-    return np.maximum(hidden @ w["layer2.weight"].T + w["layer2.bias"], 0)
+    return contract_forward(initial_weights(seed), x)
+
+
+def contract_forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """relu(W2 relu(W1 x + b1) + b2) with ``weights`` named as in the contract (``layer1.weight`` ...)."""
+    hidden = np.maximum(x @ weights["layer1.weight"].T + weights["layer1.bias"], 0)
+    return np.maximum(hidden @ weights["layer2.weight"].T + weights["layer2.bias"], 0)
+
+
+def mse(output: np.ndarray, target: np.ndarray) -> float:
+    """nn.MSELoss()'s value (the mean over every element), accumulated in float64."""
+    return float(np.mean((output - target) ** 2, dtype=np.float64))
+
+
+def unexplained_loss(losses: list[float], outputs: list[np.ndarray], targets: list[np.ndarray],
+                     rtol: float) -> int | None:
+    """The first step whose returned loss is not the MSE of one of the model's outputs against that step's target,
+    or None. ``outputs`` are the forwards train() made, in order; step i takes the first unused forward after step
+    i-1's that explains it, so extra forwards (a print, an evaluation) are allowed, invented numbers are not."""
+    k = 0
+    for step, (loss, target) in enumerate(zip(losses, targets, strict=True)):
+        while k < len(outputs):
+            out, k = outputs[k], k + 1
+            if out.shape == target.shape and math.isclose(mse(out, target), loss, rel_tol=rtol):
+                break
+        else:
+            return step
+    return None
 
 
 def reference_sgd(initial: dict, batches, lr: float) -> tuple[list[float], dict]:
@@ -101,12 +140,12 @@ def reference_sgd(initial: dict, batches, lr: float) -> tuple[list[float], dict]
     """
     w1, b1, w2, b2 = (np.array(initial[f"layer{i}.{kind}"]) for i in (1, 2) for kind in ("weight", "bias"))
     losses = []
-    for x, y in batches:
+    for x, y in batches:  # the values of the loop below are contract_forward's, kept for the backward
         h1 = x @ w1.T + b1
         a1 = np.maximum(h1, 0)
         h2 = a1 @ w2.T + b2
         out = np.maximum(h2, 0)
-        losses.append(float(np.mean((out - y) ** 2, dtype=np.float64)))
+        losses.append(mse(out, y))
         d_h2 = np.where(h2 > 0, 2 * (out - y) / out.size, 0).astype(np.float32)  # relu'(0) = 0, as in torch
         d_h1 = np.where(h1 > 0, d_h2 @ w2, 0).astype(np.float32)
         w2 -= lr * (d_h2.T @ a1)

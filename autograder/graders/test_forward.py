@@ -67,8 +67,9 @@ def test_direct_transfer(observe, devices):
 def test_trace_prints(observe, devices):
     traced = _forward(observe, devices, trace=True)["runs"][0]["printed"]
     expected = f"Before move: {devices[0]}\nAfter move: {devices[1]}\n"
+    # ``printed`` is what reached the process's standard output (fd 1), as a student running the file would see it.
     assert traced == expected, (
-        f"With trace=True the forward printed {traced!r}; expected {expected!r}: print the activation's "
-        "device just before and just after `.to(self.device1)`.")
+        f"With trace=True the forward wrote {traced!r} to standard output; expected {expected!r}: print the "
+        "activation's device just before and just after `.to(self.device1)`.")
     quiet = _forward(observe, devices)["runs"][0]["printed"]
-    assert quiet == "", f"With trace=False the forward printed {quiet!r}; expected nothing."
+    assert quiet == "", f"With trace=False the forward wrote {quiet!r} to standard output; expected nothing."

@@ -5,7 +5,7 @@ import pytest
 
 from autograder.graders.expected import FORWARD_ATOL as ATOL
 from autograder.graders.expected import FORWARD_RTOL as RTOL
-from autograder.graders.expected import SEED, expected_output, misplaced, require_layers
+from autograder.graders.expected import SEED, expected_output, layer_problem, misplaced, require_layers
 
 MIN_OVERLAP = 0.10  # share of the forward during which both GPUs compute; with STAGE_S the reference reaches
 # (m-1)/(m+1) = 0.6 for 4 micro-batches (0.56 on the simulated A100); a sync inside the loop gives 0
@@ -20,8 +20,10 @@ def _pipelined(observe, devices, batch=32, split_size=8, **options):
 @pytest.mark.check("pipeline_placement")
 def test_pipeline_placement(observe, devices):
     observed = _pipelined(observe, devices)
+    problem = layer_problem(observed)
+    assert problem is None, f"In PipelinedMPModel, {problem}"
     wrong = misplaced(observed["params"], devices)
-    assert not wrong, "PipelinedMPModel's `{}` is on {}; expected {}.".format(*wrong[0])
+    assert not wrong, "PipelinedMPModel's `model.{}` is on {}; expected {}.".format(*wrong[0])
     assert observed["output_device"] == devices[1], (
         f"PipelinedMPModel's output is on {observed['output_device']}; expected {devices[1]}. Concatenate the "
         "micro-batch outputs where layer2 computed them.")

@@ -33,6 +33,7 @@ from .limits import Limits
 START_TIMEOUT_S = 120  # the first child waits for the warm server to import torch
 OUTPUT_KEEP_BYTES = 4000  # the student's output kept for messages (head and tail); the rest is drained away
 MAX_REPLY_BYTES = 64 << 20  # no probe reply is this large: more means the reply pipe was tampered with
+MAX_FLAGS, MAX_FLAG_TEXT = 100, 300  # the audit hook's limits (audit.py), kept here too: its lines can be forged
 _CONTEXT = multiprocessing.get_context("forkserver")
 # The server imports torch and the probes (and warms the optimizer) once; each submission is forked from it.
 # It never initialises CUDA, so forked children can still use the GPUs.
@@ -98,6 +99,7 @@ class SubmissionProcess:
         self._sandboxed_pid: int | None = None
         self.sandbox_notes: list[str] = []  # protections this machine could not apply (start-up's report)
         self.machine_problem: str | None = None  # set when a failure is the grading machine's, not the student's
+        self.flags: list[dict[str, str]] = []  # what the audit hook saw the submission do (audit.py)
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
@@ -216,20 +218,49 @@ class SubmissionProcess:
         return reply["value"]
 
     def _next_line(self, deadline: float) -> bytes:
-        """One line from the replies pipe (raw bytes, never unpickled), or EOFError / TimeoutError."""
+        """One line from the replies pipe (raw bytes, never unpickled), or EOFError / TimeoutError. The audit hook's
+        lines are taken out on the way, whenever they come (start-up included), into ``flags``."""
         fd = self._replies.fileno()
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError
-            chunk = _read_or_empty(fd)
-            if not chunk:
-                raise EOFError
-            self._buffer += chunk
-            if len(self._buffer) > MAX_REPLY_BYTES:
-                raise EOFError  # nothing a probe sends is this large: the pipe was tampered with
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
+        while True:
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    raise TimeoutError
+                chunk = _read_or_empty(fd)
+                if not chunk:
+                    raise EOFError
+                self._buffer += chunk
+                if len(self._buffer) > MAX_REPLY_BYTES:
+                    raise EOFError  # nothing a probe sends is this large: the pipe was tampered with
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            if not self._collect_flag(line):
+                return line
+
+    def _collect_flag(self, line: bytes) -> bool:
+        """Whether ``line`` is the audit hook's (``{"audit": {...}}``); if so, its flag joins ``flags`` once."""
+        if not line.startswith(b'{"audit"'):
+            return False
+        try:
+            found = json.loads(line)["audit"]
+        except (ValueError, KeyError, TypeError):
+            return True  # garbled: the hook writes whole lines, so the submission wrote this one
+        if isinstance(found, dict) and len(self.flags) < MAX_FLAGS:
+            flag = {key: str(found.get(key, ""))[:MAX_FLAG_TEXT] for key in ("event", "where", "detail")}
+            if flag not in self.flags:
+                self.flags.append(flag)
+        return True
+
+    def read_flags(self) -> list[dict[str, str]]:
+        """``flags``, with the audit lines already waiting in the pipe (a thread's, after the last reply)."""
+        if self.proc is not None:
+            fd = self._replies.fileno()
+            for _ in range(64):
+                if not select.select([fd], [], [], 0)[0] or not (chunk := _read_or_empty(fd)):
+                    break
+                self._buffer += chunk
+            *lines, rest = self._buffer.split(b"\n")
+            self._buffer = b"".join(line + b"\n" for line in lines if not self._collect_flag(line)) + rest
+        return self.flags
 
     def _read_reply(self, timeout: float, name: str, nonce: str) -> dict:
         """The reply to *this* request: lines that are not JSON or carry another nonce are ignored."""

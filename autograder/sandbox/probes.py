@@ -3,13 +3,13 @@
 Each probe takes JSON arguments and returns a JSON-able dict; tensors go through ``save_tensors`` (files
 read back with ``numpy.load(allow_pickle=False)``). Probes observe; they never judge - the graders do,
 in the trusted process. ``log`` is the transfer/sync log (simulated clocks, or ``CudaRecorder``).
+What the student's code hands back (losses, seconds, printed text, the layers) is read through ``reading``,
+so only plain ``float``/``int``/``str``/``list``/``dict`` values leave this process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import itertools
 from collections.abc import Callable
 from dataclasses import asdict
@@ -21,11 +21,13 @@ import torch
 
 from ..busy import overlap_seconds, record
 from . import inputs
+from .reading import describe_layers, layer_tensors, not_loadable, number, numbers, shape_of, stdout_of, text
 
 PROBES: dict[str, Callable[..., dict]] = {}
 _BUILT: dict[tuple, torch.nn.Module] = {}  # this submission's models as constructed, per (devices, seed)
 _FILE_NUMBERS = itertools.count()
 TIMING_BATCH = 4
+MAX_RECORDED_FORWARDS = 64  # forwards train() makes whose outputs are kept (one per step is the contract)
 
 
 class Context:
@@ -74,7 +76,12 @@ _TENSOR_DEVICE = torch._C.TensorBase.device.__get__
 
 def _output_device(out: Any) -> str:
     """Where a forward's output lives, or what it was instead of a tensor (for the message)."""
-    return _device(out) if isinstance(out, torch.Tensor) else repr(out)[:200]
+    if isinstance(out, torch.Tensor):
+        return _device(out)
+    try:
+        return text(repr(out), 200)
+    except Exception:  # noqa: BLE001 - the student's __repr__ raised
+        return f"a {text(type(out).__name__, 100)}"
 
 
 def make_batch(seed: int, *shape: int) -> torch.Tensor:
@@ -87,15 +94,34 @@ def make_batches(seed: int, steps: int, fixed: bool, rows: int = 32) -> list[tup
 
 
 def load_weights(model: torch.nn.Module, seed: int) -> list[str]:
-    """Put ``inputs.initial_weights(seed)`` into the model's parameters of the same name and shape, on
-    their own devices; return the names that could not take them (missing, or another shape)."""
-    params, weights = dict(model.named_parameters()), inputs.initial_weights(seed)
-    not_loaded = [name for name, value in weights.items() if name not in params or params[name].shape != value.shape]
+    """Put ``inputs.initial_weights(seed)`` into ``model.layer1``'s and ``model.layer2``'s weight and bias (found by
+    attribute, as the contract names them), on their own devices; return the contract names that could not take
+    them (missing, or another shape)."""
+    tensors, weights = layer_tensors(model), inputs.initial_weights(seed)
+    not_loaded = not_loadable(tensors)
     with torch.no_grad():
         for name, value in weights.items():
             if name not in not_loaded:
-                params[name].copy_(torch.from_numpy(value.copy()))
+                tensors[name].copy_(torch.from_numpy(value.copy()))
     return not_loaded
+
+
+def parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The contract's layer tensors under their contract names, then every other parameter of the model under the
+    name PyTorch gives it (a tensor already reported as a layer's is not reported twice)."""
+    found = layer_tensors(model)
+    seen = {id(t) for t in found.values()}
+    for name, p in model.named_parameters():
+        if id(p) not in seen and name not in found:
+            found[text(name, 200)] = p
+            seen.add(id(p))
+    return found
+
+
+def _layers(model: torch.nn.Module) -> dict:
+    """What the graders need to explain missing layers: what model.layer1/layer2 are, and which contract
+    parameters could not take the grader's weights."""
+    return {"layers": describe_layers(model), "not_loaded": not_loadable(layer_tensors(model))}
 
 
 @probe
@@ -104,15 +130,24 @@ def build(ctx: Context, devices: list[str], seed: int, forward_batch: int | None
     (``forward_batch``) where the output of one forward of that many rows lands."""
     model = ctx.build(devices, seed)
     observed = {
-        "params": {name: {"device": _device(p), "shape": list(p.shape)} for name, p in model.named_parameters()},
-        "device0": repr(getattr(model, "device0", None)),
-        "device1": repr(getattr(model, "device1", None)),
+        "params": {name: {"device": _device(p), "shape": shape_of(p)}
+                   for name, p in parameters(model).items()},
+        **_layers(model),
+        "device0": _repr(getattr(model, "device0", None)),
+        "device1": _repr(getattr(model, "device1", None)),
     }
     if forward_batch is not None:
-        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        with torch.no_grad(), stdout_of(ctx.scratch):  # what it prints is not this probe's concern
             out = model(make_batch(seed, forward_batch, 1000))
         observed["output_device"] = _output_device(out)
     return observed
+
+
+def _repr(value: Any) -> str:
+    try:
+        return text(repr(value), 200)
+    except Exception:  # noqa: BLE001 - the student's __repr__ raised
+        return f"a {text(type(value).__name__, 100)}"
 
 
 @probe
@@ -120,37 +155,83 @@ def forward(ctx: Context, devices: list[str], seed: int, batch_sizes: list[int],
     """Forward CPU batches through the model holding ``initial_weights(seed)``; report outputs, their
     device, the transfers of each forward and the layer parameters that could not take those weights."""
     model = ctx.build(devices, seed)
-    not_loaded, runs, outputs = load_weights(model, seed), [], {}
+    described, runs, outputs = describe_layers(model), [], {}
+    not_loaded = load_weights(model, seed)
     for b in batch_sizes:
         x = make_batch(seed + b, b, 1000)
         first = len(ctx.log.transfers)
-        printed = io.StringIO()
-        with torch.no_grad(), contextlib.redirect_stdout(printed):
+        # The trace is what reaches file descriptor 1, as a student running the file would see it.
+        with torch.no_grad(), stdout_of(ctx.scratch) as printed:
             out = model(x, trace=trace) if trace else model(x)
         runs.append({"batch": b, "output_device": _output_device(out),
-                     "transfers": [asdict(t) for t in ctx.log.transfers[first:]], "printed": printed.getvalue()[:2000]})
+                     "transfers": [asdict(t) for t in ctx.log.transfers[first:]], "printed": printed[0]})
         if isinstance(out, torch.Tensor):
             outputs[f"batch{b}"] = out
-    return {"runs": runs, "outputs": ctx.save_tensors("outputs", outputs), "not_loaded": not_loaded}
+    return {"runs": runs, "outputs": ctx.save_tensors("outputs", outputs), "not_loaded": not_loaded,
+            "layers": described}
 
 
 @probe
 def train(ctx: Context, devices: list[str], seed: int, steps: int, lr: float | None, fixed: bool,
-          final_weights: bool = False, rows: int = 32) -> dict:
-    """Call the student's train() on CPU batches, from ``initial_weights(seed)``; report the losses, the
-    devices of parameters and gradients and (``final_weights``) the weights it ends with."""
+          rows: int = 32) -> dict:
+    """Call the student's train() on CPU batches, from ``initial_weights(seed)``. Report what the graders recompute
+    with NumPy: the losses it returned, the weights it left in model.layer1/layer2 (``final``) and the outputs of the
+    forwards it made (``outputs``: ``forward<i>`` in call order); and the devices of the gradients the layers got."""
     model = ctx.build(devices, seed)
+    described = describe_layers(model)
     not_loaded = load_weights(model, seed)
     batches = make_batches(seed, steps, fixed, rows)
+    gradients = _Gradients(layer_tensors(model))
+    outputs = _record_outputs(model)
     losses = ctx.module.train(model, batches) if lr is None else ctx.module.train(model, batches, lr=lr)
+    losses = numbers(losses)  # read now, before anything else of the student's runs
     return {
+        "layers": described,
         "not_loaded": not_loaded,
-        "final": ctx.save_tensors("final", dict(model.named_parameters())) if final_weights else None,
-        "losses": [x if isinstance(x, (int, float)) else repr(type(x).__name__) for x in losses]
-        if isinstance(losses, (list, tuple)) else repr(type(losses).__name__),
-        "param_devices": {n: _device(p) for n, p in model.named_parameters()},
-        "grad_devices": {n: _device(p.grad) for n, p in model.named_parameters() if p.grad is not None},
+        "losses": losses,
+        "final": ctx.save_tensors("final", layer_tensors(model)),
+        "outputs": ctx.save_tensors("train_outputs", {f"forward{i}": out for i, out in enumerate(outputs)}),
+        "forwards": len(outputs),
+        "grad_devices": gradients.devices(),
     }
+
+
+class _Gradients:
+    """Which layer tensors got a gradient during train(), and where the last one was - seen as autograd stores it
+    (a hook), so a train() that zeroes or drops the gradients after its last step still shows them."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.last: dict[str, torch.Tensor] = {}
+        for name, tensor in tensors.items():
+            if tensor.is_leaf and tensor.requires_grad:
+                tensor.register_post_accumulate_grad_hook(self._seen(name))
+
+    def _seen(self, name: str) -> Callable[[torch.Tensor], None]:
+        def hook(tensor: torch.Tensor) -> None:
+            if tensor.grad is not None:
+                self.last[name] = tensor.grad
+
+        return hook
+
+    def devices(self) -> dict[str, str]:
+        # Read here, not in the hook: the simulated devices answer only on the probe's thread.
+        return {name: _device(grad) for name, grad in self.last.items()}
+
+
+def _record_outputs(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Keep the output of every forward the model makes from now on (tensors only, the first
+    MAX_RECORDED_FORWARDS), through the instance's ``forward``: ``model(x)`` and ``model.forward(x)`` both pass."""
+    recorded: list[torch.Tensor] = []
+    forward = model.forward
+
+    def recording_forward(*args: Any, **kwargs: Any) -> Any:
+        out = forward(*args, **kwargs)
+        if isinstance(out, torch.Tensor) and len(recorded) < MAX_RECORDED_FORWARDS:
+            recorded.append(out.detach())  # the values the loss was computed from
+        return out
+
+    model.forward = recording_forward
+    return recorded
 
 
 def sleep_cycles(seconds: float, device: torch.device) -> int:
@@ -239,9 +320,10 @@ def time_forward(ctx: Context, devices: list[str], seed: int, warmup: int, repea
     calls = len(workloads.marks)
     timed = workloads.marks[warmup:warmup + repeats] if calls >= warmup + repeats else workloads.marks[-repeats:]
     after_timed = timed[-1][0] if timed else first_seq
+    true_seconds = workloads.seconds_per_forward(timed)
     return {
-        "seconds": seconds if isinstance(seconds, (int, float)) else repr(type(seconds).__name__),
-        "true_seconds": workloads.seconds_per_forward(timed),
+        "seconds": number(seconds),
+        "true_seconds": None if true_seconds is None else float(true_seconds),
         "forwards": calls,
         "waited_for": sorted({s.device for s in ctx.log.syncs if after_timed < s.seq < last_seq}),
     }
@@ -256,6 +338,7 @@ def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size
     batch's would on real GPUs."""
     torch.manual_seed(seed)
     model = ctx.module.PipelinedMPModel(devices[0], devices[1], split_size=split_size)
+    described = describe_layers(model)
     not_loaded = load_weights(model, seed)
     if stage_s:
         for layer, device in (("layer1", devices[0]), ("layer2", devices[1])):
@@ -271,10 +354,11 @@ def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size
         busy = record(lambda: outputs.__setitem__("out", model(x)), (devices[0], devices[1]))
     out = outputs["out"]
     return {
-        "params": {name: _device(p) for name, p in model.named_parameters()},
+        "params": {name: _device(p) for name, p in parameters(model).items()},
         "output_device": _output_device(out),
         "output": ctx.save_tensors("pipeline_output", {"out": out}) if isinstance(out, torch.Tensor) else None,
         "not_loaded": not_loaded,
+        "layers": described,
         "overlap_s": overlap_seconds(busy, devices[0], devices[1]),
         "span_s": max((b.end for b in busy), default=0.0),
     }

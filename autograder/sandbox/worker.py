@@ -23,7 +23,7 @@ import torch  # noqa: F401 - imported once in the warm server, before any fork
 
 from ..contract import MODULE, MODULE_FILE
 from ..simgpu import DEFAULT_GPU, simulated_gpus
-from . import inputs, isolation, probes
+from . import audit, inputs, isolation, probes
 from .limits import Limits, SandboxUnavailable, apply, in_pid_namespace
 from .recorder import CudaRecorder
 
@@ -34,6 +34,7 @@ class _State:
     log: Any = None
     module: Any = None
     import_error: dict | None = None
+    reply_fd: int | None = None  # where the audit hook reports what the submission does (audit.py)
 
 
 def _warm_up() -> None:
@@ -68,11 +69,15 @@ def _load(submission: Path) -> None:
     if _State.module is not None or _State.import_error is not None:
         return
     sys.path.insert(0, str(submission))
+    if _State.reply_fd is not None:
+        audit.install(_State.reply_fd, submission)  # before the first line of student code runs
+    before = audit.snapshot()
     try:
         _State.module = importlib.import_module(MODULE)
     except Exception as exc:  # noqa: BLE001 - any failure to import is the student's to see
         missing = exc.name if isinstance(exc, ModuleNotFoundError) else None  # the trusted side decides whose fault
         _State.import_error = {**_student_error(exc, submission), "during": "import", "missing_module": missing}
+    audit.report_patches(before, "while model_parallel.py was imported")
 
 
 def serve(source: str, mode: str, requests, replies, output, scratch: str, limits: Limits,
@@ -83,7 +88,7 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
     submission = Path(scratch) / "submission"
     submission.mkdir()
     shutil.copy(Path(source) / MODULE_FILE, submission / MODULE_FILE)  # the original stays untouched
-    reply_fd = replies.fileno()
+    reply_fd = _State.reply_fd = replies.fileno()
     try:
         notes = apply(limits, scratch, real_gpus=mode == "cuda")  # only the sandboxed grandchild returns
         unreadable = _unreadable_stdlib()
@@ -168,10 +173,13 @@ def _answer(request: dict, submission: Path, scratch: Path) -> dict:
     if request["probe"] == "import":
         return {"ok": True, "value": {}}
     ctx = probes.Context(_State.module, _State.log, scratch)
+    before = audit.snapshot()
     try:
         return {"ok": True, "value": probes.PROBES[request["probe"]](ctx, **request["args"])}
     except Exception as exc:  # noqa: BLE001 - the student's exception, reported to the graders
         return {"ok": False, "error": _student_error(exc, submission)}
+    finally:  # before the reply is written: a patched serializer is reported before it is used
+        audit.report_patches(before, f"while the {request['probe']} probe ran")
 
 
 _warm_up()

@@ -1,0 +1,293 @@
+"""Detection inside the submission's process: a PEP 578 audit hook, and a check that nothing was patched.
+
+    audit.install(reply_fd, submission_dir)   # in worker._load, just before the submission is imported
+    before = audit.snapshot()                 # around each piece of student code ...
+    audit.report_patches(before, "while model_parallel.py was imported")
+
+Student code shares this process with the probes, so a sandbox cannot stop it from walking frames, reading
+``gc``, patching torch or loading ctypes. What it cannot do is hide it: CPython calls the hook for each audited
+event, and a hook cannot be removed from Python. An event counts only when the student's code caused it: the
+nearest frame outside the standard library must be the student's, and the standard-library frames in between
+must be a helper that does the thing on the caller's behalf (``inspect.stack`` walks frames; ``warnings.warn``
+and ``collections.namedtuple`` also call ``sys._getframe``, for themselves, so they do not count). torch, numpy
+and the autograder trigger the same events all the time and never count.
+
+Each event goes to the trusted side at once, as one JSON line on the replies pipe - before the student's code
+runs again, so a later tamper cannot take it back. The hook keeps everything it uses in its closure: nothing a
+submission can reach through this module changes what it sees. Patching module and class attributes raises no
+audit event in 3.11 (``object.__setattr__`` fires only for ``__code__``, ``__bases__``, ``__class__`` ...), so
+``snapshot``/``report_patches`` compare the namespaces the graders rely on around each piece of student code
+(best effort: this module is reachable from student code; ``scan.py`` covers the same in the source).
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import site
+import sys
+import sysconfig
+import types
+from _json import encode_basestring_ascii as _quote  # C: a submission cannot patch how a line is written
+from pathlib import Path
+from typing import Any
+
+from ..contract import MODULE_FILE
+
+MAX_LINES = 100  # distinct (event, where) pairs sent per process: a flood cannot fill the replies pipe
+MAX_DETAIL = 200  # characters of an event's argument kept as its detail; a line stays far below PIPE_BUF
+AUTOGRADER_DIR = str(Path(__file__).resolve().parents[1])
+# /proc files an honest program reads about itself (memory, CPU); everything else there (other processes'
+# command lines, this process's fds and memory) is how a submission finds what it should not.
+PROC_READABLE = ("/proc/self/status", "/proc/self/statm", "/proc/self/stat", "/proc/self/limits",
+                 "/proc/cpuinfo", "/proc/meminfo")
+
+# Which standard-library frames may stand between the event and the student's frame:
+DIRECT = ()  # none: the student called the audited builtin itself (exec, gc.get_objects ...)
+ANY = ("",)  # any: fork, ctypes, /proc are the student's doing whichever stdlib module did it for them
+FRAME_HELPERS = ("inspect", "traceback.walk_stack")  # these hand the caller's frames back to it
+FRAME_ATTRIBUTES = ("tb_frame", "gi_frame", "cr_frame", "ag_frame")  # ways to a frame that raise object.__getattr__
+CODE_ATTRIBUTES = ("__code__", "__defaults__", "__kwdefaults__", "__bases__", "__class__")  # object.__setattr__
+PROCESS_EVENTS = ("os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen",
+                  "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill", "resource.setrlimit", "resource.prlimit")
+PATH_EVENTS = ("open", "os.listdir", "os.scandir", "glob.glob", "os.walk", "os.fwalk")
+WATCHED_MODULES = ("builtins", "time", "json", "json.encoder", "torch", "torch.nn", "torch.nn.functional",
+                   "torch.cuda", "torch.optim")
+WATCHED_CLASSES = ("torch.Tensor", "torch.nn.Module", "torch.nn.Parameter", "torch.nn.Linear", "torch.nn.ReLU",
+                   "torch.optim.Optimizer", "torch.optim.SGD", "json.encoder.JSONEncoder")
+_STUDENT, _STDLIB, _LIBRARY, _PASS = "student", "stdlib", "library", "pass"
+
+
+def _dir(path: str) -> str:
+    return os.path.join(os.path.abspath(path), "")
+
+
+# Whose code a file is, decided by where it lies; found here, in the warm server, before any sandbox narrows the view.
+LIBRARY_DIRS = tuple(_dir(p) for p in sorted({*(sysconfig.get_paths()[key] for key in ("purelib", "platlib")),
+                                             *site.getsitepackages(), site.getusersitepackages(), AUTOGRADER_DIR}))
+STDLIB_DIRS = tuple(_dir(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib"))
+
+
+def install(reply_fd: int, submission: Path) -> None:
+    """Add the hook (once per process); each event the submission causes becomes one line on ``reply_fd``."""
+    global _send
+    if _send is not None:
+        return
+    _send = _sender(reply_fd)
+    sys.addaudithook(_hook(_send, _classifier(submission)))
+
+
+_send: Any = None  # the installed sender, for report_patches; None until install
+
+
+def _sender(fd: int):
+    """``send(event, where, detail)``: one ``{"audit": {...}}`` line, at most once per (event, where)."""
+    seen: set[tuple[str, str]] = set()
+    write, length = os.write, len
+
+    def send(event: str, where: str, detail: str) -> None:
+        if (event, where) in seen or length(seen) >= MAX_LINES:
+            return
+        seen.add((event, where))
+        line = (f'{{"audit": {{"event": {_quote(event)}, "where": {_quote(where)}, '
+                f'"detail": {_quote(detail[:MAX_DETAIL])}}}}}\n')
+        try:
+            write(fd, line.encode())
+        except OSError:  # the submission closed the pipe: its replies are lost too, so nothing is gained
+            pass
+
+    return send
+
+
+def _classifier(submission: Path):
+    """``classify(filename) -> (kind, module)``: whose code a frame runs, cached per file name."""
+    libraries_, stdlib_ = LIBRARY_DIRS, STDLIB_DIRS
+    student = _dir(str(Path(submission).resolve()))
+    cache: dict[str, tuple[str, str]] = {}
+    abspath = os.path.abspath
+
+    def classify(filename: str) -> tuple[str, str]:
+        known = cache.get(filename)
+        if known is None:
+            path = filename if filename[:1] in ("/", "<") else abspath(filename)  # almost always absolute
+            if filename.startswith("<frozen "):  # importlib, codecs ...: frozen into the interpreter
+                known = (_STDLIB, filename[8:-1])
+            elif filename[:1] in ("<", ""):  # code compiled from a string: passes the question on to its caller
+                known = (_PASS, "")
+            elif path.startswith(student):
+                known = (_STUDENT, "")
+            elif path.startswith(libraries_):  # before stdlib: site-packages may lie inside the stdlib folder
+                known = (_LIBRARY, "")
+            elif path.startswith(stdlib_):
+                prefix = next(p for p in stdlib_ if path.startswith(p))
+                module = path[len(prefix):-3].replace(os.sep, ".")
+                known = (_STDLIB, module[:-9] if module.endswith(".__init__") else module)
+            else:  # not the interpreter's, not a library's: a file the student's code wrote, e.g. in /tmp
+                known = (_STUDENT, "")
+            cache[filename] = known
+        return known
+
+    return classify
+
+
+
+def _hook(send, classify):
+    """The audit hook. Everything it calls is bound here, so rebinding a module attribute later changes nothing."""
+    getframe, get_ident, busy = sys._getframe, _thread.get_ident, set()
+    pid, code_type = os.getpid, types.CodeType
+    type_, str_, bytes_, int_, tuple_, list_ = type, str, bytes, int, tuple, list
+    type_name = type.__dict__["__name__"].__get__  # never a student metaclass's __name__
+    interesting = frozenset(("sys._getframe", "sys._current_frames", "object.__getattr__", "object.__setattr__",
+                             "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.settrace",
+                             "sys.setprofile", "sys.addaudithook", "import", "exec", "compile", "code.__new__",
+                             *PROCESS_EVENTS, *PATH_EVENTS))
+
+    def text(value: Any) -> str:
+        """An event argument as text, without calling any method a submission could define."""
+        kind = type_(value)
+        if kind is str_:
+            return value
+        if kind is bytes_:
+            return value.decode("utf-8", "replace")
+        if kind is int_:
+            return int_.__repr__(value)
+        if kind is tuple_ or kind is list_:
+            return " ".join(text(v) for v in value[:8])
+        return f"<{type_name(kind)}>"
+
+    def suspicious_path(path: str) -> str | None:
+        """The label of a path the submission has no business reading, or None."""
+        path = path.rstrip("/") if len(path) > 1 else path
+        if path == "/proc" or path.startswith("/proc/"):
+            own = f"/proc/{pid()}/"
+            if path.startswith(own):
+                path = "/proc/self/" + path[len(own):]
+            return None if path in PROC_READABLE else "/proc"
+        if path.startswith(AUTOGRADER_DIR + "/"):
+            return "reads autograder files"
+        return None
+
+    def judge(event: str, args: tuple) -> tuple[str, str, tuple, bool] | None:
+        """(label, detail, helpers, through_import) for an event worth attributing, else None."""
+        if event == "object.__getattr__":
+            name = args[1] if len(args) > 1 and type_(args[1]) is str_ else ""
+            return (f".{name}", "", FRAME_HELPERS, False) if name in FRAME_ATTRIBUTES else None
+        if event == "object.__setattr__":
+            name = args[1] if len(args) > 1 and type_(args[1]) is str_ else ""
+            if name in CODE_ATTRIBUTES:
+                return f"sets .{name}", f"on a {type_name(type_(args[0]))}", DIRECT, False
+            return None
+        if event in ("sys._getframe", "sys._current_frames"):
+            return event, "", FRAME_HELPERS, False
+        if event == "import":
+            name = text(args[0])
+            return ("import autograder", name, ANY, True) if name.split(".")[0] == "autograder" else None
+        if event == "exec":
+            code = args[0]
+            filename = code.co_filename if type_(code) is code_type else ""
+            if filename.startswith(AUTOGRADER_DIR + "/"):  # importlib.import_module raises no import event
+                return "import autograder", "autograder" + filename[len(AUTOGRADER_DIR):], ANY, True
+            return "exec", filename, DIRECT, False
+        if event == "compile":
+            return "compile", text(args[0]).strip().split("\n")[0], DIRECT, False
+        if event in PATH_EVENTS:
+            path = text(args[0]) if args else ""
+            label = suspicious_path(path)
+            return (label, path, ANY, False) if label else None
+        if event.startswith("ctypes.") or event in PROCESS_EVENTS:
+            return event, text(args[0]) if args else "", ANY, False
+        return event, "", DIRECT, False  # gc walks, tracing, another audit hook, code objects built by hand
+
+    def attribute(frame: Any, helpers: tuple, through_import: bool) -> str | None:
+        """``file:line`` of the student's frame that caused the event, or None when it was not the student."""
+        helped = False
+        while frame is not None:
+            code = frame.f_code
+            kind, module = classify(code.co_filename)
+            if kind == _STUDENT:
+                return f"{code.co_filename.rpartition('/')[2]}:{frame.f_lineno}"
+            if kind == _LIBRARY:
+                return None
+            if kind == _STDLIB:
+                if module.startswith("importlib") and not through_import:
+                    return None  # the import system's own files and code objects, for an import statement
+                if not helped:
+                    if not any(module == h or module.startswith(h + ".") or f"{module}.{code.co_name}" == h
+                               or h == "" for h in helpers):
+                        return None
+                    helped = True
+            frame = frame.f_back
+        return None
+
+    def hook(event: str, args: tuple) -> None:
+        if event not in interesting and not event.startswith("ctypes."):
+            return
+        me = get_ident()
+        if me in busy:  # our own frame reads raise events too
+            return
+        busy.add(me)
+        try:
+            verdict = judge(event, args)
+            if verdict is not None:
+                label, detail, helpers, through_import = verdict
+                where = attribute(getframe(1), helpers, through_import)
+                if where is not None:
+                    send(label, where, detail)
+        except BaseException:  # noqa: BLE001 - an exception here would surface in the code that raised the event
+            pass
+        finally:
+            busy.discard(me)
+
+    return hook
+
+
+# ---------------------------------------------------------------------------------------------- patches
+def snapshot() -> dict[str, tuple[dict[str, Any], bool]]:
+    """What the graders rely on in the watched namespaces, ``{namespace: ({name: object}, whole?)}``: compared by
+    identity, so an object replaced by an equal-looking one still counts."""
+    taken = {}
+    for label, namespace, whole in _watched():
+        values = {}
+        for name, value in list(namespace.items()):
+            if whole or callable(value) or type(value) is type(sys):
+                values[name] = value
+            elif type(value) is dict and name.isupper():  # a registry such as probes.PROBES
+                values.update({f"{name}[{key!r}]": v for key, v in list(value.items()) if callable(v)})
+        taken[label] = (values, whole)
+    return taken
+
+
+def report_patches(before: dict[str, tuple[dict[str, Any], bool]], when: str) -> None:
+    """Send a flag for each watched name that is not the object it was in ``before`` (replaced, removed, or - in a
+    class or a small stdlib module - added: ``torch.Tensor.device = ...`` shadows the inherited property)."""
+    if _send is None:
+        return
+    after = snapshot()
+    for label, (values, whole) in before.items():
+        now = after.get(label, ({}, whole))[0]
+        changed = [name for name, value in values.items() if now.get(name, _GONE) is not value]
+        if whole:
+            changed += [name for name, value in now.items() if name not in values and type(value) is not type(sys)]
+        for name in changed:
+            _send(f"patches {label}.{name}", MODULE_FILE, f"{label}.{name} was replaced {when}")
+
+
+_GONE = object()
+
+
+def _watched() -> list[tuple[str, Any, bool]]:
+    """(label, namespace, compare every value?): stdlib modules and classes entirely; torch's and the autograder's
+    modules by their callables (they keep caches in plain values)."""
+    found = []
+    for name in WATCHED_MODULES:
+        if name in sys.modules:
+            found.append((name, vars(sys.modules[name]), not name.startswith("torch")))
+    for dotted in WATCHED_CLASSES:
+        module, _, cls = dotted.rpartition(".")
+        owner = sys.modules.get(module)
+        value = owner.__dict__.get(cls) if owner is not None else None
+        if isinstance(value, type):
+            found.append((dotted, value.__dict__, True))
+    found += [(name, vars(module), False) for name, module in list(sys.modules.items())
+              if name.split(".")[0] == "autograder" and module is not None]
+    return found

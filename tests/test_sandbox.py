@@ -1,0 +1,153 @@
+"""The sandbox, as root and as a normal user: honest imports always work, nothing a submission starts outlives its
+grading, and student code reads nothing private, writes nothing outside its scratch folder and has no network.
+
+CI runs as root; the normal-user runs go through ``throwaway_user.py`` (a fresh uid, as on a GPU runner or a Slurm
+cluster). Each submission reports what it could do by failing its import with that text: the report carries it.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from autograder.sandbox import landlock
+from autograder.sandbox.isolation import blocked_ancestor
+from autograder.samples import REFERENCE
+
+AS_ROOT = os.geteuid() == 0
+THROWAWAY_UID = 4242
+pytestmark = pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock to test")
+USERS = ["root", "normal user"] if AS_ROOT else ["normal user"]
+HONEST_IMPORTS = "import matplotlib.pyplot, torch.utils.benchmark, logging.config, sqlite3, zoneinfo, doctest\n"
+
+
+def _shared_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
+    folder.chmod(0o777)  # the throwaway user writes its results here
+    return folder
+
+
+def _submission(folder: Path, source: str) -> Path:
+    sub = folder / f"sub-{uuid.uuid4().hex[:8]}"
+    sub.mkdir()
+    (sub / "model_parallel.py").write_text(source)
+    sub.chmod(0o755)
+    return sub
+
+
+def _with_reference(prelude: str) -> str:
+    """The reference solution with ``prelude`` run at import, after its ``from __future__`` line."""
+    head, future, rest = REFERENCE.read_text().partition("from __future__ import annotations\n")
+    return head + future + prelude + rest
+
+
+def _grade(sub: Path, user: str) -> dict:
+    """``python -m autograder grade SUB --results R`` as ``user``: results.json as the student would get it."""
+    results = sub.parent / f"{sub.name}.json"
+    command = [sys.executable, "-m", "autograder", "grade", str(sub), "--devices", "sim", "--results", str(results)]
+    if user == "normal user":
+        command = [sys.executable, str(REPO / "tests" / "throwaway_user.py"), str(THROWAWAY_UID), str(REPO),
+                   str(sub.parent), "--", *command]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(results.read_text())
+
+
+def _import_message(results: dict) -> str:
+    return results["tests"][0]["output"]
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_honest_imports_score_full_marks(user):
+    if user == "root" and blocked_ancestor(sys.base_prefix) is None:
+        pytest.skip(f"Python ({sys.base_prefix}) is not under a directory others cannot traverse: the case this "
+                    "test exists for (pyenv or conda in root's 0700 home) cannot be shown on this machine")
+    folder = _shared_folder()
+    results = _grade(_submission(folder, _with_reference(HONEST_IMPORTS)), user)
+    assert results["score"] == 100, [t["output"] for t in results["tests"] if t["score"] < t["max_score"]]
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_nothing_the_submission_starts_outlives_its_grading(user):
+    marker = f"{time.time():.6f}"  # the survivor's command line: `sleep <marker>`, unique to this run
+    escape = ("import os as _os\n"
+              "if _os.fork() == 0:\n"
+              "    _os.setsid()\n"
+              "    if _os.fork() == 0:\n"
+              f"        _os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
+              "    _os._exit(0)\n"
+              "_os.wait()\n")
+    folder = _shared_folder()
+    results = _grade(_submission(folder, _with_reference(escape)), user)
+    assert results["score"] == 100
+    survivors = [pid for pid in os.listdir("/proc") if pid.isdigit() and marker in _cmdline(pid)]
+    for pid in survivors:
+        os.kill(int(pid), 9)
+    assert not survivors, "a double-forked, setsid'd process outlived its grading"
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_student_code_reaches_nothing_private_and_no_network(user):
+    folder = _shared_folder()
+    other = _submission(folder, "SECRET = 'another student'\n")
+    results_file = folder / "earlier-results.json"
+    results_file.write_text('{"score": 10}')
+    results_file.chmod(0o666)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    home = "/root" if user == "root" else tempfile.gettempdir()
+    reads = [REPO / "autograder" / "graders" / "test_timing.py", REFERENCE, REPO / "grading.yml",
+             other / "model_parallel.py", results_file, Path(home)]
+    writes = [results_file, folder / "planted.txt", Path(tempfile.gettempdir()) / f"planted-{uuid.uuid4().hex}",
+              REPO / "planted.txt"]
+    probe = ("import os as _os, socket as _socket\n"
+             "_seen = []\n"
+             f"for _p in {[str(p) for p in reads]!r}:\n"
+             "    try:\n"
+             "        _os.listdir(_p) if _os.path.isdir(_p) else open(_p).read()\n"
+             "        _seen.append('READ ' + _p)\n"
+             "    except OSError:\n"
+             "        pass\n"
+             f"for _p in {[str(p) for p in writes]!r}:\n"
+             "    try:\n"
+             "        open(_p, 'a').write('x')\n"
+             "        _seen.append('WROTE ' + _p)\n"
+             "    except OSError:\n"
+             "        pass\n"
+             "try:\n"
+             f"    _socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), timeout=2)\n"
+             "    _seen.append('TCP connected')\n"
+             "except OSError:\n"
+             "    pass\n"
+             "try:\n"
+             "    _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 53))\n"
+             "    _seen.append('UDP sent')\n"
+             "except OSError:\n"
+             "    pass\n"
+             "raise RuntimeError('SEEN[' + '; '.join(_seen) + ']')\n")
+    try:
+        results = _grade(_submission(folder, probe), user)
+    finally:
+        listener.close()
+    message = _import_message(results)
+    assert "SEEN[" in message, message
+    seen = message.split("SEEN[", 1)[1].split("]", 1)[0]
+    assert seen == "", f"as {user}, student code could: {seen}"
+    assert results_file.read_text() == '{"score": 10}'
+    assert not (REPO / "planted.txt").exists() and not (folder / "planted.txt").exists()
