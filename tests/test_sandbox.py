@@ -151,3 +151,60 @@ def test_student_code_reaches_nothing_private_and_no_network(user):
     assert seen == "", f"as {user}, student code could: {seen}"
     assert results_file.read_text() == '{"score": 10}'
     assert not (REPO / "planted.txt").exists() and not (folder / "planted.txt").exists()
+
+
+def _apply_without_landlock(require: bool, scratch: str, answer) -> None:
+    from autograder.sandbox import landlock as kernel
+    from autograder.sandbox.limits import Limits, SandboxUnavailable, apply
+
+    kernel.abi_version = lambda: 0  # a kernel without Landlock
+    try:
+        answer.send(("applied", apply(Limits(require_landlock=require), scratch)))
+    except SandboxUnavailable as exc:
+        answer.send(("refused", str(exc)))
+
+
+@pytest.mark.parametrize("require", [True, False])
+def test_without_landlock_the_sandbox_refuses_unless_told_not_to(require):
+    import multiprocessing
+
+    scratch = Path(tempfile.mkdtemp(prefix="practical8-test-")) / "run1"
+    scratch.mkdir()
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_apply_without_landlock, args=(require, str(scratch), send))
+    child.start()
+    send.close()
+    assert receive.poll(60)
+    outcome, detail = receive.recv()
+    child.join(30)
+    if require:
+        assert outcome == "refused" and "--unsafe-no-sandbox" in detail
+    else:
+        assert outcome == "applied" and any("Landlock" in note for note in detail)
+
+
+def test_grade_refuses_in_one_line_where_the_kernel_has_no_landlock(monkeypatch, capsys):
+    from autograder import cli
+
+    monkeypatch.setattr(cli.landlock, "abi_version", lambda: 0)
+    assert cli.main(["grade", str(REFERENCE.parent), "--devices", "sim"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: this kernel has no Landlock") and "--unsafe-no-sandbox" in error
+    assert len(error.splitlines()) == 1
+
+
+def test_an_import_error_the_grading_interpreter_could_satisfy_is_not_graded(grade_sim):
+    # What a grading machine that hides an installed package from the sandbox looks like from the trusted side.
+    folder = _shared_folder()
+    sub = _submission(folder, _with_reference("raise ModuleNotFoundError(\"No module named 'numpy'\", name='numpy')\n"))
+    report = grade_sim(sub)
+    assert report.not_graded and "grading machine problem" in report.not_graded
+    assert "numpy" in report.not_graded
+
+
+def test_a_missing_package_is_the_students_to_fix(grade_sim):
+    folder = _shared_folder()
+    report = grade_sim(_submission(folder, _with_reference("import package_nobody_installed\n")))
+    assert not report.not_graded and report.score == 0
+    assert "No module named 'package_nobody_installed'" in report.results[0].message

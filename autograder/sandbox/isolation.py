@@ -125,13 +125,17 @@ def expose(paths: Iterable[str], staging: str) -> list[str]:
 
 
 def python_paths() -> list[str]:
-    """What the interpreter reads at run time: its prefixes and the library folders on sys.path (never the
-    course checkout: an editable install puts the project on sys.path, and solutions/ lies there)."""
+    """What the interpreter reads at run time: its prefixes and the folders on sys.path (PYTHONPATH's included, so
+    the student can import what the grader can) - but never a course checkout or source tree (one that holds the
+    hidden graders or solutions/: the working directory or a PYTHONPATH entry may be one)."""
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    library = [p for p in sys.path if p and os.path.isabs(p) and (
-        any(p == q or p.startswith(q + os.sep) for q in prefixes)
-        or os.path.basename(p) in ("site-packages", "dist-packages") or p.endswith(".zip"))]
-    return sorted(prefixes | set(library))
+    folders = [p for p in sys.path if p and os.path.isabs(p) and not _holds_private(p)]
+    return sorted(prefixes | set(folders))
+
+
+def _holds_private(folder: str) -> bool:
+    return any(os.path.exists(os.path.join(folder, *private)) for private in (
+        ("autograder", "graders"), ("solutions",), ("grading.yml",), ("graders",)))
 
 
 def package_paths(package_dir: str, private: Iterable[str]) -> list[str]:
