@@ -168,6 +168,12 @@ HOOKED = [  # (event, where: None = the marked line, snippet): seen at run time,
     ("/proc", None, "try:\n    open('/pr' + 'oc/1/cmdline').read()  # <-\nexcept OSError:\n    pass"),
     ("exec", None, "import builtins\ngetattr(builtins, 'ex' + 'ec')('x = 1')  # <-"),
     ("sys.settrace", None, "import sys\ngetattr(sys, 'set' + 'trace')(None)  # <-"),
+    # The hook's module and builtins are within reach (no audited event): rebinding them changes nothing it does.
+    ("sys._getframe", None, "import builtins, sys\naudit = sys.modules['auto' + 'grader.sandbox.audit']\n"
+                            "audit.FRAME_HELPERS = audit.DIRECT = audit.ANY = ()\n"
+                            "audit._STUDENT = audit._LIBRARY = audit.MAX_LINES = audit._quote = None\n"
+                            "setattr(builtins, 'an' + 'y', lambda values: False)\n"
+                            "caller = getattr(sys, '_get' + 'frame')(0)  # <-"),
 ]
 
 

@@ -14,10 +14,12 @@ and the autograder trigger the same events all the time and never count.
 
 Each event goes to the trusted side at once, as one JSON line on the replies pipe - before the student's code
 runs again, so a later tamper cannot take it back. The hook keeps everything it uses in its closure: nothing a
-submission can reach through this module changes what it sees. Patching module and class attributes raises no
-audit event in 3.11 (``object.__setattr__`` fires only for ``__code__``, ``__bases__``, ``__class__`` ...), so
-``snapshot``/``report_patches`` compare the namespaces the graders rely on around each piece of student code
-(best effort: this module is reachable from student code; ``scan.py`` covers the same in the source).
+submission can reach through this module (or ``builtins``) changes what it sees.
+
+Patching module and class attributes raises no audit event in 3.11 (``object.__setattr__`` fires only for
+``__code__``, ``__bases__``, ``__class__`` ...), so ``snapshot``/``report_patches`` compare the namespaces the
+graders rely on around each piece of student code (best effort: this module is reachable from student code, and
+the comparison names no line; ``scan.py`` finds the same in the source, with its line).
 """
 
 from __future__ import annotations
@@ -83,14 +85,14 @@ _send: Any = None  # the installed sender, for report_patches; None until instal
 def _sender(fd: int):
     """``send(event, where, detail)``: one ``{"audit": {...}}`` line, at most once per (event, where)."""
     seen: set[tuple[str, str]] = set()
-    write, length = os.write, len
+    write, length, quote, max_lines, max_detail = os.write, len, _quote, MAX_LINES, MAX_DETAIL
 
     def send(event: str, where: str, detail: str) -> None:
-        if (event, where) in seen or length(seen) >= MAX_LINES:
+        if (event, where) in seen or length(seen) >= max_lines:
             return
         seen.add((event, where))
-        line = (f'{{"audit": {{"event": {_quote(event)}, "where": {_quote(where)}, '
-                f'"detail": {_quote(detail[:MAX_DETAIL])}}}}}\n')
+        line = (f'{{"audit": {{"event": {quote(event)}, "where": {quote(where)}, '
+                f'"detail": {quote(detail[:max_detail])}}}}}\n')
         try:
             write(fd, line.encode())
         except OSError:  # the submission closed the pipe: its replies are lost too, so nothing is gained
@@ -101,42 +103,48 @@ def _sender(fd: int):
 
 def _classifier(submission: Path):
     """``classify(filename) -> (kind, module)``: whose code a frame runs, cached per file name."""
-    libraries_, stdlib_ = LIBRARY_DIRS, STDLIB_DIRS
+    libraries_, stdlib_, sep = LIBRARY_DIRS, STDLIB_DIRS, os.sep
     student = _dir(str(Path(submission).resolve()))
     cache: dict[str, tuple[str, str]] = {}
-    abspath = os.path.abspath
+    abspath, next_, len_ = os.path.abspath, next, len
+    student_kind, stdlib_kind, library_kind, pass_kind = _STUDENT, _STDLIB, _LIBRARY, _PASS
 
     def classify(filename: str) -> tuple[str, str]:
         known = cache.get(filename)
         if known is None:
             path = filename if filename[:1] in ("/", "<") else abspath(filename)  # almost always absolute
             if filename.startswith("<frozen "):  # importlib, codecs ...: frozen into the interpreter
-                known = (_STDLIB, filename[8:-1])
+                known = (stdlib_kind, filename[8:-1])
             elif filename[:1] in ("<", ""):  # code compiled from a string: passes the question on to its caller
-                known = (_PASS, "")
+                known = (pass_kind, "")
             elif path.startswith(student):
-                known = (_STUDENT, "")
+                known = (student_kind, "")
             elif path.startswith(libraries_):  # before stdlib: site-packages may lie inside the stdlib folder
-                known = (_LIBRARY, "")
+                known = (library_kind, "")
             elif path.startswith(stdlib_):
-                prefix = next(p for p in stdlib_ if path.startswith(p))
-                module = path[len(prefix):-3].replace(os.sep, ".")
-                known = (_STDLIB, module[:-9] if module.endswith(".__init__") else module)
+                prefix = next_(p for p in stdlib_ if path.startswith(p))
+                module = path[len_(prefix):-3].replace(sep, ".")
+                known = (stdlib_kind, module[:-9] if module.endswith(".__init__") else module)
             else:  # not the interpreter's, not a library's: a file the student's code wrote, e.g. in /tmp
-                known = (_STUDENT, "")
+                known = (student_kind, "")
             cache[filename] = known
         return known
 
     return classify
 
 
-
 def _hook(send, classify):
-    """The audit hook. Everything it calls is bound here, so rebinding a module attribute later changes nothing."""
+    """The audit hook. Everything it uses is bound here, constants and builtins too: rebinding this module's names
+    or a builtin later (the submission can reach both without an audited event) changes nothing it does."""
     getframe, get_ident, busy = sys._getframe, _thread.get_ident, set()
     pid, code_type = os.getpid, types.CodeType
-    type_, str_, bytes_, int_, tuple_, list_ = type, str, bytes, int, tuple, list
+    type_, str_, bytes_, int_, tuple_, list_, len_, any_ = type, str, bytes, int, tuple, list, len, any
+    base_exception = BaseException
     type_name = type.__dict__["__name__"].__get__  # never a student metaclass's __name__
+    student, stdlib, library, autograder_dir = _STUDENT, _STDLIB, _LIBRARY, AUTOGRADER_DIR + "/"
+    direct, any_helper, frame_helpers, proc_readable = DIRECT, ANY, FRAME_HELPERS, PROC_READABLE
+    frame_attributes, code_attributes = FRAME_ATTRIBUTES, CODE_ATTRIBUTES
+    process_events, path_events = PROCESS_EVENTS, PATH_EVENTS
     interesting = frozenset(("sys._getframe", "sys._current_frames", "object.__getattr__", "object.__setattr__",
                              "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.settrace",
                              "sys.setprofile", "sys.addaudithook", "import", "exec", "compile", "code.__new__",
@@ -157,46 +165,46 @@ def _hook(send, classify):
 
     def suspicious_path(path: str) -> str | None:
         """The label of a path the submission has no business reading, or None."""
-        path = path.rstrip("/") if len(path) > 1 else path
+        path = path.rstrip("/") if len_(path) > 1 else path
         if path == "/proc" or path.startswith("/proc/"):
             own = f"/proc/{pid()}/"
             if path.startswith(own):
-                path = "/proc/self/" + path[len(own):]
-            return None if path in PROC_READABLE else "/proc"
-        if path.startswith(AUTOGRADER_DIR + "/"):
+                path = "/proc/self/" + path[len_(own):]
+            return None if path in proc_readable else "/proc"
+        if path.startswith(autograder_dir):
             return "reads autograder files"
         return None
 
     def judge(event: str, args: tuple) -> tuple[str, str, tuple, bool] | None:
         """(label, detail, helpers, through_import) for an event worth attributing, else None."""
         if event == "object.__getattr__":
-            name = args[1] if len(args) > 1 and type_(args[1]) is str_ else ""
-            return (f".{name}", "", FRAME_HELPERS, False) if name in FRAME_ATTRIBUTES else None
+            name = args[1] if len_(args) > 1 and type_(args[1]) is str_ else ""
+            return (f".{name}", "", frame_helpers, False) if name in frame_attributes else None
         if event == "object.__setattr__":
-            name = args[1] if len(args) > 1 and type_(args[1]) is str_ else ""
-            if name in CODE_ATTRIBUTES:
-                return f"sets .{name}", f"on a {type_name(type_(args[0]))}", DIRECT, False
+            name = args[1] if len_(args) > 1 and type_(args[1]) is str_ else ""
+            if name in code_attributes:
+                return f"sets .{name}", f"on a {type_name(type_(args[0]))}", direct, False
             return None
         if event in ("sys._getframe", "sys._current_frames"):
-            return event, "", FRAME_HELPERS, False
+            return event, "", frame_helpers, False
         if event == "import":
             name = text(args[0])
-            return ("import autograder", name, ANY, True) if name.split(".")[0] == "autograder" else None
+            return ("import autograder", name, any_helper, True) if name.split(".")[0] == "autograder" else None
         if event == "exec":
             code = args[0]
             filename = code.co_filename if type_(code) is code_type else ""
-            if filename.startswith(AUTOGRADER_DIR + "/"):  # importlib.import_module raises no import event
-                return "import autograder", "autograder" + filename[len(AUTOGRADER_DIR):], ANY, True
-            return "exec", filename, DIRECT, False
+            if filename.startswith(autograder_dir):  # importlib.import_module raises no import event
+                return "import autograder", "autograder/" + filename[len_(autograder_dir):], any_helper, True
+            return "exec", filename, direct, False
         if event == "compile":
-            return "compile", text(args[0]).strip().split("\n")[0], DIRECT, False
-        if event in PATH_EVENTS:
+            return "compile", text(args[0]).strip().split("\n")[0], direct, False
+        if event in path_events:
             path = text(args[0]) if args else ""
             label = suspicious_path(path)
-            return (label, path, ANY, False) if label else None
-        if event.startswith("ctypes.") or event in PROCESS_EVENTS:
-            return event, text(args[0]) if args else "", ANY, False
-        return event, "", DIRECT, False  # gc walks, tracing, another audit hook, code objects built by hand
+            return (label, path, any_helper, False) if label else None
+        if event.startswith("ctypes.") or event in process_events:
+            return event, text(args[0]) if args else "", any_helper, False
+        return event, "", direct, False  # gc walks, tracing, another audit hook, code objects built by hand
 
     def attribute(frame: Any, helpers: tuple, through_import: bool) -> str | None:
         """``file:line`` of the student's frame that caused the event, or None when it was not the student."""
@@ -204,16 +212,16 @@ def _hook(send, classify):
         while frame is not None:
             code = frame.f_code
             kind, module = classify(code.co_filename)
-            if kind == _STUDENT:
+            if kind is student:
                 return f"{code.co_filename.rpartition('/')[2]}:{frame.f_lineno}"
-            if kind == _LIBRARY:
+            if kind is library:
                 return None
-            if kind == _STDLIB:
+            if kind is stdlib:
                 if module.startswith("importlib") and not through_import:
                     return None  # the import system's own files and code objects, for an import statement
                 if not helped:
-                    if not any(module == h or module.startswith(h + ".") or f"{module}.{code.co_name}" == h
-                               or h == "" for h in helpers):
+                    if not any_(module == h or module.startswith(h + ".") or f"{module}.{code.co_name}" == h
+                                or h == "" for h in helpers):
                         return None
                     helped = True
             frame = frame.f_back
@@ -233,7 +241,7 @@ def _hook(send, classify):
                 where = attribute(getframe(1), helpers, through_import)
                 if where is not None:
                     send(label, where, detail)
-        except BaseException:  # noqa: BLE001 - an exception here would surface in the code that raised the event
+        except base_exception:  # noqa: BLE001 - an exception here would surface in the code that raised the event
             pass
         finally:
             busy.discard(me)
@@ -269,7 +277,7 @@ def report_patches(before: dict[str, tuple[dict[str, Any], bool]], when: str) ->
         if whole:
             changed += [name for name, value in now.items() if name not in values and type(value) is not type(sys)]
         for name in changed:
-            _send(f"patches {label}.{name}", MODULE_FILE, f"{label}.{name} was replaced {when}")
+            _send(f"patches {label}.{name}", MODULE_FILE, f"{label}.{name} changed {when}")
 
 
 _GONE = object()

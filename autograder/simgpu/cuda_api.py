@@ -30,7 +30,13 @@ class SimEvent:
         self.time = max(sim.clocks.now_ns, sim.clocks.ready_ns[self.device])
 
     def query(self) -> bool:
-        return self.time is None or _active().clocks.done(self.time)
+        if self.time is None:
+            return True
+        clocks = _active().clocks
+        done = clocks.done(self.time)
+        if done:  # the host learned the device got there: a polling loop ends with one logged wait
+            clocks.wait(self.device, "event query", until_ns=self.time)
+        return done
 
     def synchronize(self) -> None:
         if self.time is not None:
@@ -82,7 +88,10 @@ class SimStream:
 
     def query(self) -> bool:
         clocks = _active().clocks
-        return clocks.done(clocks.ready_ns[self.device_index])
+        done = clocks.done(clocks.ready_ns[self.device_index])
+        if done:
+            clocks.wait(self.device_index, "stream query")
+        return done
 
     def is_capturing(self) -> bool:
         return False  # CUDA graphs are not simulated
