@@ -49,10 +49,11 @@ def _with_reference(prelude: str) -> str:
     return head + future + prelude + rest
 
 
-def _grade(sub: Path, user: str) -> dict:
-    """``python -m autograder grade SUB --results R`` as ``user``: results.json as the student would get it."""
+def _grade(sub: Path, user: str, cwd: Path = REPO) -> dict:
+    """``python -m autograder grade SUB --results R`` as ``user``, from ``cwd``: results.json as the student gets it."""
     results = sub.parent / f"{sub.name}.json"
-    command = [sys.executable, "-m", "autograder", "grade", str(sub), "--devices", "sim", "--results", str(results)]
+    command = [sys.executable, "-m", "autograder", "grade", str(sub), "--devices", "sim", "--results", str(results),
+               "--course-dir", str(REPO)]
     if user == "normal user":
         command = [sys.executable, str(REPO / "tests" / "throwaway_user.py"), str(THROWAWAY_UID), str(REPO),
                    str(sub.parent), "--", *command]
@@ -111,9 +112,12 @@ def test_student_code_reaches_nothing_private_and_no_network(user):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
-    home = "/root" if user == "root" else tempfile.gettempdir()
+    home = folder / "home"  # where the instructor runs the grader from: on sys.path as the working directory
+    home.mkdir(mode=0o755)
+    (home / "secret.txt").write_text("token")
+    (home / "secret.txt").chmod(0o644)
     reads = [REPO / "autograder" / "graders" / "test_timing.py", REFERENCE, REPO / "grading.yml",
-             other / "model_parallel.py", results_file, Path(home)]
+             other / "model_parallel.py", results_file, home / "secret.txt", Path("/root"), Path("/home")]
     writes = [results_file, folder / "planted.txt", Path(tempfile.gettempdir()) / f"planted-{uuid.uuid4().hex}",
               REPO / "planted.txt"]
     probe = ("import os as _os, socket as _socket\n"
@@ -142,7 +146,7 @@ def test_student_code_reaches_nothing_private_and_no_network(user):
              "    pass\n"
              "raise RuntimeError('SEEN[' + '; '.join(_seen) + ']')\n")
     try:
-        results = _grade(_submission(folder, probe), user)
+        results = _grade(_submission(folder, probe), user, cwd=home)
     finally:
         listener.close()
     message = _import_message(results)
@@ -208,3 +212,12 @@ def test_a_missing_package_is_the_students_to_fix(grade_sim):
     report = grade_sim(_submission(folder, _with_reference("import package_nobody_installed\n")))
     assert not report.not_graded and report.score == 0
     assert "No module named 'package_nobody_installed'" in report.results[0].message
+
+
+def test_the_interpreter_view_is_never_mounted_in_the_machines_own_namespace(tmp_path):
+    from autograder.sandbox.isolation import expose, mount_namespace, python_paths
+
+    before = Path("/proc/self/mountinfo").read_text()
+    with pytest.raises(OSError, match="mount namespace of its own"):
+        expose(python_paths(), str(tmp_path), mount_namespace())
+    assert Path("/proc/self/mountinfo").read_text() == before

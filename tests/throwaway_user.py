@@ -14,16 +14,17 @@ import os
 import sys
 import tempfile
 
-from autograder.sandbox.isolation import CLONE_NEWNS, expose, python_paths
+from autograder.sandbox.isolation import CLONE_NEWNS, expose, mount_namespace, python_paths
 
 
 def main(argv: list[str]) -> None:
     uid, rest = int(argv[0]), argv[1:]
     split = rest.index("--")
     folders, command = rest[:split], rest[split + 1:]
+    machine = mount_namespace()
     if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNS) != 0:
         sys.exit(f"unshare(CLONE_NEWNS) failed (errno {ctypes.get_errno()}): run as root")
-    expose([*python_paths(), *folders], tempfile.mkdtemp(prefix="throwaway-user-"))
+    expose([*python_paths(), *folders], tempfile.mkdtemp(prefix="throwaway-user-"), machine)
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)

@@ -32,22 +32,31 @@ def _call(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def unshare_namespaces(as_root: bool) -> tuple[bool, list[str]]:
+def unshare_namespaces(as_root: bool) -> tuple[bool, bool, list[str]]:
     """New PID and network namespaces (and, as root, a mount namespace; as a normal user, a user namespace that
-    maps the user to itself, which is what lets it create the others). Returns (PID namespace made, notes)."""
+    maps the user to itself, which is what lets it create the others). Returns (PID namespace made, mount
+    namespace of this process's own made, notes)."""
     uid, gid = os.getuid(), os.getgid()
+    mounts_before = mount_namespace()
     flags = CLONE_NEWPID | CLONE_NEWNET | (CLONE_NEWNS if as_root else CLONE_NEWUSER)
-    if _libc.unshare(flags) == 0:
-        if not as_root:
-            Path("/proc/self/setgroups").write_text("deny")
-            Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-            Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
-        return True, []
-    notes = [f"PID and network namespaces (errno {ctypes.get_errno()}): strays are killed by session instead, "
-             "and only TCP is cut (by Landlock)"]
-    if as_root and _libc.unshare(CLONE_NEWNET | CLONE_NEWNS) != 0:
-        notes.append(f"network and mount namespaces (errno {ctypes.get_errno()})")
-    return False, notes
+    notes = []
+    pid_namespace = _libc.unshare(flags) == 0
+    if pid_namespace and not as_root:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    elif not pid_namespace:
+        notes.append(f"PID and network namespaces (errno {ctypes.get_errno()}): strays are killed by session "
+                     "instead, and only TCP is cut (by Landlock)")
+        if as_root and _libc.unshare(CLONE_NEWNET | CLONE_NEWNS) != 0:
+            notes.append(f"network and mount namespaces (errno {ctypes.get_errno()})")
+    # Checked, not assumed: mounting in the machine's own namespace would change the machine for everyone.
+    return pid_namespace, mount_namespace() != mounts_before, notes
+
+
+def mount_namespace() -> int:
+    """This process's mount namespace (its inode number)."""
+    return os.stat("/proc/self/ns/mnt").st_ino
 
 
 def fork_init() -> None:
@@ -87,11 +96,14 @@ def blocked_ancestor(path: str) -> str | None:
     return None
 
 
-def expose(paths: Iterable[str], staging: str) -> list[str]:
+def expose(paths: Iterable[str], staging: str, machine_namespace: int) -> list[str]:
     """As root, in a mount namespace of this process's own: make ``paths`` reachable by any user without changing
     the machine. Each directory that other users cannot traverse is covered with an empty, read-only tmpfs into
     which only ``paths`` are bind-mounted back, read-only - so the rest of that directory (root's home, say)
-    vanishes from this process's view. ``staging`` is an empty directory outside them. Returns what was exposed."""
+    vanishes from this process's view. ``staging`` is an empty directory outside them; ``machine_namespace`` is
+    the mount namespace this must not touch (refused if this process is still in it). Returns what was exposed."""
+    if mount_namespace() == machine_namespace:
+        raise OSError("not in a mount namespace of its own: the machine's mounts are left alone")
     by_ancestor: dict[str, list[str]] = {}
     for path in sorted({os.path.realpath(p) for p in paths if os.path.exists(p)}):
         ancestor = blocked_ancestor(path)
@@ -125,12 +137,15 @@ def expose(paths: Iterable[str], staging: str) -> list[str]:
 
 
 def python_paths() -> list[str]:
-    """What the interpreter reads at run time: its prefixes and the folders on sys.path (PYTHONPATH's included, so
-    the student can import what the grader can) - but never a course checkout or source tree (one that holds the
-    hidden graders or solutions/: the working directory or a PYTHONPATH entry may be one)."""
+    """What the interpreter reads at run time: its prefixes, the library folders on sys.path and the PYTHONPATH
+    folders the grader was given (so the student can import what the grader can) - never the working directory
+    or a script's folder (sys.path[0]: the instructor's home, say), nor a folder that holds private files."""
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    folders = [p for p in sys.path if p and os.path.isabs(p) and not _holds_private(p)]
-    return sorted(prefixes | set(folders))
+    library = [p for p in sys.path if os.path.isabs(p) and (
+        any(p == q or p.startswith(q + os.sep) for q in prefixes)
+        or os.path.basename(p) in ("site-packages", "dist-packages") or p.endswith(".zip"))]
+    given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(p)]
+    return sorted(prefixes | {p for p in library + given if not _holds_private(p)})
 
 
 def _holds_private(folder: str) -> bool:

@@ -38,6 +38,7 @@ class Limits:
     uid_base: int = 61000
     threads: int | None = None  # torch intra-op threads; 1 when several submissions are graded at once
     require_landlock: bool = True  # refuse to grade (not graded, machine problem) where the kernel has none
+    gpus: int = 2  # real GPUs the process must reach (gpucheck.self_test) before it says ready (doctor: 1 on one GPU)
 
 
 class SandboxUnavailable(Exception):
@@ -57,17 +58,20 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
         caps.append(("RLIMIT_AS", limits.address_space))
     for name, value in caps:
         resource.setrlimit(getattr(resource, name), (value, value))
-    pid_namespace, notes = isolation.unshare_namespaces(as_root)
+    machine_mounts = isolation.mount_namespace()
+    pid_namespace, own_mounts, notes = isolation.unshare_namespaces(as_root)
     skipped += notes
     isolation.fork_init()  # from here on: the grandchild, PID 1 of its namespace when there is one
     readable = [*SYSTEM_READ, *isolation.python_paths(), *isolation.package_paths(_package_dir(), PRIVATE),
-                *(GPU_READ if real_gpus else ())]
+                *(GPU_READ if real_gpus else ()), *(_kernel_cache() if real_gpus else ())]
     if as_root:
         try:
-            isolation.expose(readable, _staging(scratch))
+            if not own_mounts:
+                raise OSError("no mount namespace of its own")
+            isolation.expose(readable, _staging(scratch), machine_mounts)
         except OSError as exc:
             skipped.append(f"a readable interpreter for the dropped user ({exc})")
-        _drop_root(limits, scratch)
+        _drop_root(limits, scratch, gpu_groups() if real_gpus else [])
     else:
         skipped.append("privilege drop (not running as root)")
         _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
@@ -98,14 +102,36 @@ def in_pid_namespace() -> bool:
     return os.getpid() == 1
 
 
-def _drop_root(limits: Limits, scratch: str) -> None:
+def gpu_groups(paths: tuple[str, ...] = GPU_DEVICES) -> list[int]:
+    """Groups through which GPU device files are reachable when other users cannot open them (``video`` where the
+    driver runs with NVreg_DeviceFileMode=0660): the submission's user keeps them, or CUDA finds no GPU."""
+    groups = set()
+    for path in paths:
+        try:
+            mode = os.stat(path)
+        except OSError:
+            continue
+        if mode.st_mode & 0o006 != 0o006 and mode.st_mode & 0o060 == 0o060:
+            groups.add(mode.st_gid)
+    return sorted(groups)
+
+
+def _kernel_cache() -> list[str]:
+    """The CUDA kernel cache the grader set (``CUDA_CACHE_PATH``, kept in the environment), read-only: a GPU the torch
+    build has no binary kernels for compiles them in every fresh process otherwise (its HOME is new each time), and
+    a cache students could write would let one submission plant kernels another one runs."""
+    path = os.environ.get("CUDA_CACHE_PATH")
+    return [path] if path and os.path.isabs(path) else []
+
+
+def _drop_root(limits: Limits, scratch: str, groups: list[int]) -> None:
     uid = limits.uid_base + int(os.readlink("/proc/self")) % 30000  # the outer PID: unique among running ones
     os.chmod(os.path.dirname(scratch), 0o711)  # traversable, not listable, by the student's user
     for dirpath, dirnames, filenames in os.walk(scratch):
         for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
             os.chown(name, uid, uid)
     os.chmod(scratch, 0o700)
-    os.setgroups([])
+    os.setgroups(groups)
     os.setgid(uid)
     os.setuid(uid)
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
