@@ -6,6 +6,9 @@
     python -m autograder release                                 # solutions/ -> assignment/ (nbgrader)
     python -m autograder timeline --out timeline.png             # the idle GPUs, and the pipelined cure
     python -m autograder doctor --out doctor/                    # check a (GPU) machine before grading on it
+    python -m autograder check [FOLDER]                          # students: the public checks only
+    python -m autograder student-kit --out kit/                  # the wheel students install (no hidden graders)
+    python -m autograder gradescope --out autograder.zip         # Gradescope's autograder, on simulated GPUs
 
 Parses arguments and calls one function per command. Exit status: 0 whenever grading completed (whatever
 the score), 2 when grading itself could not run (bad folder, bad rubric, GPUs demanded but absent).
@@ -28,6 +31,7 @@ from .rubric import RubricError, load_rubric
 from .sandbox import gpu_count, landlock
 from .sandbox.limits import Limits, SandboxUnavailable
 from .simgpu.profiles import DEFAULT_GPU, PROFILES
+from .student_cli import add_check_command
 
 GRADE_EXAMPLES = """examples:
   python -m autograder grade                                    # the reference and typical mistakes
@@ -98,6 +102,31 @@ def main(argv: list[str] | None = None) -> int:
                             help="write OUT_DIR/summary.csv scores into nbgrader's gradebook")
     b.add_argument("out", type=Path, help="the --out folder of a class grading run")
     b.set_defaults(func=_gradebook)
+    add_check_command(commands, [course])
+    k = commands.add_parser("student-kit", parents=[course],
+                            help="build the wheel students install: simulated GPUs, public checks, `check`",
+                            description="Build the student kit: a wheel with the simulated GPUs, the sandbox, the "
+                                        "visible graders and `python -m autograder check` - no hidden grader, no "
+                                        "reference, no mutants. Hand it out with the assignment.",
+                            epilog="example: python -m autograder student-kit --out assignment/practical8/")
+    k.add_argument("--out", type=Path, default=Path("kit"), help="folder for the wheel (default: %(default)s)")
+    k.add_argument("--rubric", type=Path, help="grading.yml (default: the course directory's)")
+    k.set_defaults(func=_student_kit)
+    s = commands.add_parser("gradescope", parents=[course],
+                            help="build Gradescope's autograder.zip (grades on simulated GPUs)",
+                            description="Build autograder.zip for Gradescope (setup.sh, run_autograder, grading.yml "
+                                        "and this autograder's wheel); with --run, grade inside Gradescope's "
+                                        "container (what run_autograder does).",
+                            epilog="example: python -m autograder gradescope --out autograder.zip")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, help="the zip to write (default: autograder.zip)")
+    where.add_argument("--run", action="store_true",
+                       help="grade ROOT/submission into ROOT/results/results.json (run_autograder calls this)")
+    s.add_argument("--root", type=Path, default=Path("/autograder"), help="with --run: Gradescope's folder "
+                   "(default: %(default)s)")
+    s.add_argument("--rubric", type=Path, help="grading.yml to bundle (default: the course directory's)")
+    s.add_argument("--sim-gpu", **SIM_GPU)
+    s.set_defaults(func=_gradescope)
     args = parser.parse_args(argv)
     try:
         if args.course_dir is not None:
@@ -213,4 +242,23 @@ def _gradebook(args: argparse.Namespace) -> int:
 def _release() -> int:
     for path in generate_assignment():
         print(f"wrote {path}")
+    return 0
+
+
+def _student_kit(args: argparse.Namespace) -> int:
+    from .kit import build_kit
+
+    wheel = build_kit(args.out, load_rubric(args.rubric))
+    print(f"wrote {wheel}\nstudents install it with: python -m pip install {wheel.name}")
+    return 0
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from .gradescope import build_bundle, run
+
+    if args.run:
+        run(args.root, args.sim_gpu)
+        return 0
+    out = build_bundle(args.out or Path("autograder.zip"), args.rubric, args.sim_gpu)
+    print(f"wrote {out}: upload it as the assignment's autograder on Gradescope (see the README)")
     return 0

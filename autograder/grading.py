@@ -47,6 +47,9 @@ class CheckResult:
     check: Check
     passed: bool
     message: str
+    # The grader's line that failed ("test_timing.py:57"), for the autograder's own tests (which assertion each mutant
+    # trips); never written to any report, never shown to anyone.
+    where: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def score(self) -> float:
@@ -150,6 +153,8 @@ class GradingPlugin:
         self.seed = secrets.randbits(64) if seed is None else seed
         self.submission: SubmissionProcess | None = None
         self.outcomes: dict[str, tuple[bool, str]] = {}
+        self.failed_at: dict[str, str | None] = {}  # check id -> the grader's line that failed (CheckResult.where)
+        self.undecided: dict[str, str] = {}  # check id -> why its grader decided nothing (skipped, xfail)
         self.error: str | None = None
         self.reported = 0
 
@@ -161,7 +166,7 @@ class GradingPlugin:
         return True
 
     def _grade_one(self, items: list[pytest.Item], name: str, folder: Path) -> Report:
-        self.outcomes = {}
+        self.outcomes, self.failed_at, self.undecided = {}, {}, {}
         try:
             found = scan_file(folder / MODULE_FILE)  # at intake, before any of its code runs
             with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout,
@@ -179,10 +184,13 @@ class GradingPlugin:
             return Report.could_not_grade(name, self.rubric, self.mode, f"{type(exc).__name__}: {exc}", self.sim_gpu)
         finally:
             self.submission = None
+        if self.undecided:  # the graders' fault, not the student's: no verdict stands until they are fixed
+            return Report.could_not_grade(name, self.rubric, self.mode, "; ".join(self.undecided.values()),
+                                          self.sim_gpu)
         report = Report(name, self.mode, sim_gpu=self.sim_gpu, flags=flags)
         for check in self.rubric.enabled:
             passed, message = self.outcomes.get(check.id, (False, "The check did not run."))
-            report.results.append(CheckResult(check, passed, message))
+            report.results.append(CheckResult(check, passed, message, self.failed_at.get(check.id)))
         report.apply_tamper_policy(self.rubric.tamper)
         return report
 
@@ -218,8 +226,13 @@ class GradingPlugin:
         outcome = yield
         report = outcome.get_result()
         check_id = _check_id(item)
-        if report.failed and self.outcomes.get(check_id, (True,))[0]:  # the first failure is the message
+        if report.skipped or item.get_closest_marker("xfail") is not None:
+            # Only a passed grader earns points: one that skips, or expects to fail, decides nothing (pytest would
+            # count it as passed, or as not failed) - an error of the graders.
+            self.undecided.setdefault(check_id, _undecided(check_id, report))
+        elif report.failed and self.outcomes.get(check_id, (True,))[0]:  # the first failure is the message
             self.outcomes[check_id] = (False, _message(call))
+            self.failed_at[check_id] = _grader_line(call)
         elif report.when == "call" and check_id not in self.outcomes:
             self.outcomes[check_id] = (True, "")
 
@@ -227,6 +240,24 @@ class GradingPlugin:
 def _check_id(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("check")
     return marker.args[0] if marker else None
+
+
+def _undecided(check_id: str, report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail") or not report.skipped:
+        return f"the grader of {check_id} is marked xfail, so it cannot decide the check"
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return f"the grader of {check_id} was skipped ({reason.removeprefix('Skipped: ')})"
+
+
+def _grader_line(call: pytest.CallInfo) -> str | None:
+    """``file.py:line`` of the innermost frame in the graders' folder when the failure was raised (CheckResult.where)."""
+    if call.excinfo is None:
+        return None
+    for entry in reversed(call.excinfo.traceback):
+        path = Path(str(entry.path))
+        if path.parent == GRADERS_DIR:
+            return f"{path.name}:{entry.lineno + 1}"  # pytest counts lines from 0
+    return None
 
 
 def _message(call: pytest.CallInfo) -> str:

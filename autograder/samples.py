@@ -40,6 +40,7 @@ class Mutant:
     fails: frozenset[str]  # exactly the checks that must fail
     sample: bool = False  # graded by `python -m autograder grade` with no path, beside the reference
     slow: bool = False  # spends its time limits by design (a hang): left out where only verdicts are wanted
+    flagged: bool = False  # reaches into the grader's machinery (which an honest mistake never does): must be flagged
 
     def source(self, reference: str | None = None) -> str:
         text = course_file("solutions", ASSIGNMENT, MODULE_FILE).read_text() if reference is None else reference
@@ -56,8 +57,8 @@ class Mutant:
 
 
 def _m(name: str, bug: str, edits: list[tuple[str, str]], fails: set[str], sample: bool = False,
-       slow: bool = False) -> Mutant:
-    return Mutant(name, bug, tuple(edits), frozenset(fails), sample, slow)
+       slow: bool = False, flagged: bool = False) -> Mutant:
+    return Mutant(name, bug, tuple(edits), frozenset(fails), sample, slow, flagged)
 
 
 WAIT = "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats"
@@ -81,6 +82,14 @@ def print(*args, **kwargs):
     if sys.stdout is not sys.__stdout__:
         builtins.print(*args, **kwargs)
 '''
+REWRITTEN_REPLIES = '''import json
+
+_dumps = json.dumps
+json.dumps = lambda obj, *args, **kwargs: _dumps(obj, *args, **kwargs).replace('"waited_for": [', '"waited_for": [1, ')
+'''
+TIMED_LOOPS = ("    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n        wait_for_gpus()\n"
+               "        start = time.perf_counter()\n        for _ in range(repeats):\n            model(x)\n"
+               "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats\n")
 MUTANTS = [
     _m("all_on_device0", "both layers and the activation stay on device0",
        [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)",
@@ -132,7 +141,7 @@ MUTANTS = [
     _m("no_sync_before_clock", "starts the clock without waiting for the warm-up's GPU work",
        [("            model(x)\n        wait_for_gpus()\n        start = time.perf_counter()",
          "            model(x)\n        start = time.perf_counter()")],
-       {"timing_excludes_warmup"}),
+       {"timing_measures_device_time", "timing_excludes_warmup"}),
     _m("milliseconds", "returns milliseconds instead of seconds",
        [("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / repeats * 1000")],
        {"timing_measures_device_time"}, sample=True),
@@ -176,6 +185,79 @@ MUTANTS = [
     _m("trace_only_when_captured", "prints its trace only while someone has replaced sys.stdout, never to fd 1",
        [("from torch import nn\n", "from torch import nn\n\n\n" + CAPTURED_ONLY_PRINT)],
        {"trace_prints"}),
+] + [
+    # One for each assertion of the graders that no mistake above is the first to trip (tests/test_assertion_coverage.py).
+    _m("device_without_index", "keeps self.device0 as torch.device('cuda'), without the index",
+       [("self.device0 = torch.device(device0)", 'self.device0 = torch.device("cuda")')],
+       {"placement", "honors_devices"}),
+    _m("output_to_fixed_device", "moves the output to a fixed 'cuda:1' at the end of forward",
+       [("return self.relu2(self.layer2(x))  # (B, 1000)", 'return self.relu2(self.layer2(x)).to("cuda:1")  # (B, 1000)')],
+       {"honors_devices"}),
+    _m("squeezed_output", "squeezes the output: a batch of one loses its batch dimension",
+       [("return self.relu2(self.layer2(x))  # (B, 1000)", "return self.relu2(self.layer2(x)).squeeze()  # (B, 1000)")],
+       {"forward_values"}),
+    _m("copy_in_two_parts", "copies the activation to device1 in two parts",
+       [("x = x.to(self.device1)  # the GPU-to-GPU copy",
+         "x = torch.cat([part.to(self.device1) for part in x.chunk(2)])  # the GPU-to-GPU copy")],
+       {"direct_transfer"}),
+    _m("copy_as_float64", "moves the wrong tensor: a float64 copy of the activation (twice the bytes)",
+       [("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.double().to(self.device1).float()  # the copy")],
+       {"direct_transfer"}),
+    _m("always_traces", "prints the trace whether trace is True or not",
+       [("        if trace:\n", "        if True:\n")],
+       {"trace_prints"}),
+    _m("returns_last_loss", "returns only the last loss, not the list",
+       [("    return losses\n", "    return losses[-1]\n")],
+       TRAIN_CHECKS),
+    _m("appends_after_loop", "appends the loss after the loop: one loss for all the batches",
+       [("        losses.append(loss.item())\n    return losses", "    losses.append(loss.item())\n    return losses")],
+       TRAIN_CHECKS),
+    _m("lr_typo_overflow", "hard-codes lr=1e5 (meaning 1e-5): the loss overflows to inf",
+       [("torch.optim.SGD(model.parameters(), lr=lr)", "torch.optim.SGD(model.parameters(), lr=1e5)")],
+       TRAIN_CHECKS),
+    _m("no_backward", "never calls loss.backward()",
+       [("        loss.backward()\n", "")],
+       TRAIN_CHECKS),
+    _m("never_uses_device1", "keeps layer2, the activation and the target on device0",
+       [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)", "self.layer2 = nn.Linear(2000, 1000).to(self.device0)"),
+        ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(self.device0)"),
+        ("y.to(model.device1)", "y.to(model.device0)")],
+       {"placement", "output_device", "direct_transfer", "honors_devices", "trace_prints", "train_runs"}),
+    _m("no_step", "never calls optimizer.step()",
+       [("        optimizer.step()\n", "")],
+       TRAIN_CHECKS),
+    _m("loss_after_step", "returns each step's loss recomputed after optimizer.step()",
+       [("losses.append(loss.item())", "losses.append(loss_fn(model(x), y.to(model.device1)).item())")],
+       {"train_matches_reference"}),
+    _m("seconds_as_tensor", "returns the seconds as a tensor",
+       [("return (time.perf_counter() - start) / repeats", "return torch.tensor((time.perf_counter() - start) / repeats)")],
+       TIMING_CHECKS),
+    _m("timing_never_calls_model", "time_forward's loops never call the model",
+       [("            model(x)\n", "            pass\n")],
+       TIMING_CHECKS),
+    # The arithmetic of time_forward: each mistake is at least 2x off, or runs a number of forwards that does not
+    # follow the arguments (tests/test_timing_arithmetic.py has the numbers).
+    _m("ignores_warmup_and_repeats", "runs its own 2 warm-up and 10 timed forwards, whatever it is asked",
+       [("for _ in range(warmup)", "for _ in range(2)"), ("for _ in range(repeats)", "for _ in range(10)"),
+        ("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / 10")],
+       {"timing_measures_device_time", "timing_excludes_warmup"}),
+    _m("times_one_forward", "times one forward, with no warm-up, whatever warmup and repeats say",
+       [(TIMED_LOOPS, "    with torch.no_grad():\n        wait_for_gpus()\n        start = time.perf_counter()\n"
+                      "        model(x)\n        wait_for_gpus()\n        return time.perf_counter() - start\n")],
+       {"timing_measures_device_time", "timing_excludes_warmup"}),
+    _m("divides_by_warmup_plus_repeats", "divides by warmup + repeats instead of repeats",
+       [("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / (warmup + repeats)")],
+       {"timing_measures_device_time"}),
+    _m("times_the_warmup", "starts the clock before the warm-up forwards",
+       [("        for _ in range(warmup):\n            model(x)\n        wait_for_gpus()\n"
+         "        start = time.perf_counter()\n",
+         "        wait_for_gpus()\n        start = time.perf_counter()\n"
+         "        for _ in range(warmup):\n            model(x)\n")],
+       {"timing_measures_device_time", "timing_excludes_warmup"}),
+    # Only code that reaches into the grader can make a probe's reply malformed; the check fails, it never crashes.
+    _m("rewrites_timing_replies", "rewrites the JSON its process replies with (an int among the devices waited for)",
+       [("from torch import nn\n", "from torch import nn\n\n" + REWRITTEN_REPLIES)],
+       TIMING_CHECKS, flagged=True),
 ]
 
 # Correct solutions written differently: every check must pass.
@@ -271,6 +353,28 @@ PIPELINE_MUTANTS = [
     _m("pipeline_wrong_device", "returns the output on device0",
        [("return torch.cat(outputs)  # (B, 1000) on device1", "return torch.cat(outputs).to(self.device0)")],
        {"pipeline_placement"}),
+    _m("pipeline_halves_in_a_list", "keeps its two halves in a plain list (no model.layer1/layer2, unregistered)",
+       [("class PipelinedMPModel(SimpleMPModel):", "class PipelinedMPModel(nn.Module):"),
+        ("        super().__init__(device0, device1)\n        self.split_size = split_size\n",
+         "        super().__init__()\n        self.device0, self.device1 = torch.device(device0), torch.device(device1)\n"
+         "        self.stages = [nn.Sequential(nn.Linear(1000, 2000), nn.ReLU()).to(self.device0),\n"
+         "                       nn.Sequential(nn.Linear(2000, 1000), nn.ReLU()).to(self.device1)]\n"
+         "        self.split_size = split_size\n"),
+        ("moved = self.relu1(self.layer1(next(chunks))).to(self.device1)", "moved = self.stages[0](next(chunks)).to(self.device1)"),
+        ("moved = self.relu1(self.layer1(chunk)).to(self.device1)", "moved = self.stages[0](chunk).to(self.device1)"),
+        ("outputs.append(self.relu2(self.layer2(moved)))", "outputs.append(self.stages[1](moved))")],
+       {"pipeline_placement", "pipeline_matches_unsplit", "pipeline_overlaps"}),
+    _m("pipeline_all_on_device0", "PipelinedMPModel moves layer2 and the micro-batches to device0",
+       [("        self.split_size = split_size\n", "        self.split_size = split_size\n        self.layer2.to(self.device0)\n"),
+        ("moved = self.relu1(self.layer1(next(chunks))).to(self.device1)", "moved = self.relu1(self.layer1(next(chunks))).to(self.device0)"),
+        ("moved = self.relu1(self.layer1(chunk)).to(self.device1)", "moved = self.relu1(self.layer1(chunk)).to(self.device0)")],
+       {"pipeline_placement"}),
+    _m("pipeline_returns_list", "returns the list of micro-batch outputs instead of concatenating them",
+       [("return torch.cat(outputs)  # (B, 1000) on device1", "return outputs  # (B, 1000) on device1")],
+       {"pipeline_placement", "pipeline_matches_unsplit"}),
+    _m("pipeline_drops_last", "forgets the last micro-batch's layer2 after the loop",
+       [("        outputs.append(self.relu2(self.layer2(moved)))\n        return torch.cat", "        return torch.cat")],
+       {"pipeline_matches_unsplit"}),
 ]
 SAMPLES = [m for m in MUTANTS if m.sample]
 

@@ -87,7 +87,12 @@ def _reference_models(split_sizes: tuple[int, ...], module: Any = None):
 def _recorded(model: torch.nn.Module, x: torch.Tensor) -> list[Busy]:
     with torch.no_grad():
         model(x)  # warm-up
-        return record(lambda: model(x))
+        busy = record(lambda: model(x))
+    if not busy:  # real GPUs only: the profiler can drop a session's kernels (busy.py); never draw an empty picture
+        raise LookupError("torch.profiler recorded no GPU activity for the reference's forward on these GPUs, so there "
+                          "is nothing to draw. Run the timeline again; if it stays empty, this machine's profiler "
+                          "(CUPTI) drops GPU activity.")
+    return busy
 
 
 def reference_timelines(batch: int = BATCH, split_size: int = SPLIT_SIZE) -> list[tuple[str, list[Busy]]]:

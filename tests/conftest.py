@@ -36,3 +36,21 @@ def grade_sim(fast_rubric):
     def run(folder: Path):
         return grade(folder, fast_rubric, "sim")
     return run
+
+
+@pytest.fixture(scope="session")
+def graded_samples(fast_rubric, tmp_path_factory):
+    """The bundled mutants' and variants' reports (fast_rubric), each graded once per session (graded_samples.py)."""
+    from graded_samples import GradedSamples
+
+    return GradedSamples(fast_rubric, tmp_path_factory.mktemp("samples"))
+
+
+@pytest.fixture(scope="session")
+def graded_part5(fast_rubric, tmp_path_factory):
+    """The same for the Part 5 mutants, graded with the pipeline checks enabled."""
+    from graded_samples import GradedSamples
+
+    from autograder.samples import PIPELINE_CHECKS
+
+    return GradedSamples(fast_rubric.with_enabled(PIPELINE_CHECKS), tmp_path_factory.mktemp("part5"))

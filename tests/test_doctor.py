@@ -41,6 +41,7 @@ def test_doctor_without_gpu_runs_the_simulated_half(tmp_path, capsys):
     assert "no GPU" in (tmp_path / "doctor.md").read_text()
 
 
+@pytest.mark.cuda1
 @pytest.mark.skipif(GPUS != 1, reason="needs exactly one real GPU")
 def test_doctor_one_gpu_mode(tmp_path):
     main(["doctor", "--out", str(tmp_path)])
@@ -49,11 +50,13 @@ def test_doctor_one_gpu_mode(tmp_path):
     assert report["asynchrony"]["ok"] and report["training_numerics"]["ok"], report
 
 
+@pytest.mark.cuda2
 @pytest.mark.skipif(GPUS < 2, reason="needs two real GPUs")
 def test_doctor_two_gpus_finds_no_verdict_differences(tmp_path):
     main(["doctor", "--out", str(tmp_path)])
     report = json.loads((tmp_path / "doctor.json").read_text())
-    assert report["verdict_differences"] == []
+    assert report["verdict_differences"] == [] and report["real_verdicts_unexpected"] == []
+    assert report["timing_margins"]["ok"] and report["ok"], report
 
 
 def test_model_vs_gpus_with_a_stand_in_for_real_gpus():
@@ -84,3 +87,87 @@ def test_doctor_md_is_a_table_of_claims(tmp_path):
     assert text.count("| holds |") == 3 and text.count("**FAILS**") == 1
     assert "no_sync: failed [], expected ['timing_synchronizes']" in text and "run its tests" in text
     assert "{" not in text  # no raw JSON
+
+
+def _stand_in_two_gpu_machine(monkeypatch, real, sim):
+    """The two-GPU doctor with every GPU measurement replaced: only its judgement runs."""
+    from autograder import doctor
+
+    monkeypatch.setattr(doctor, "machine", lambda: {"gpu_count": 2, "gpus": ["NVIDIA H100 80GB HBM3"] * 2})
+    monkeypatch.setattr(doctor, "verdicts", lambda mode, sim_gpu="a100": real if mode == "cuda" else sim)
+    monkeypatch.setattr(doctor, "timing_margins", lambda mode: {"ok": True, "margins": {"bare_sync": 0.1},
+                                                                "required": 0.05, "draws": 3})
+    monkeypatch.setattr(doctor, "forward_timing", lambda: {})
+    monkeypatch.setattr(doctor, "copy_bandwidth", lambda: {})
+    monkeypatch.setattr(doctor, "model_vs_gpus", lambda key: {"profile": key, "measured": {}, "predicted": {},
+                                                              "measured_over_predicted": {}})
+    monkeypatch.setattr(doctor, "asynchrony", lambda device: {"ok": True, "sleep_s": 0.05, "no_sync_s": 0.0,
+                                                              "synchronized_s": 0.05, "event_s": 0.05,
+                                                              "checks": {"no_sync_under_measures": True,
+                                                                         "sync_measures": True, "event_agrees": True}})
+    monkeypatch.setattr(torch.cuda, "can_device_access_peer", lambda a, b: True)
+    monkeypatch.setattr("autograder.gpu_setup.gpu_setup", lambda torch_module=None: {"problems": [], "advice": []})
+    return doctor
+
+
+def test_two_gpu_doctor_fails_a_fault_that_hits_real_and_simulated_gpus_alike(monkeypatch, tmp_path):
+    """Issue 14, item 7: real and simulated GPUs agreeing is not enough - the reference failing a check on both
+    (as a warm server poisoning every child would make it) must fail the doctor."""
+    from autograder.samples import ALL_CHECKS
+
+    broken = {"reference": {check: check != "train_runs" for check in ALL_CHECKS}}
+    doctor = _stand_in_two_gpu_machine(monkeypatch, broken, broken)
+    report = doctor.run(tmp_path)
+    assert report["verdict_differences"] == [] and not report["ok"]
+    assert report["real_verdicts_unexpected"] == ["reference: failed ['train_runs'], expected []"]
+    text = (tmp_path / "doctor.md").read_text()
+    assert "exactly its expected verdicts on real GPUs" in text and "**FAILS**" in text
+
+
+def test_two_gpu_doctor_passes_when_every_verdict_is_the_expected_one(monkeypatch, tmp_path):
+    from autograder.samples import ALL_CHECKS, by_name
+
+    expected = {"reference": {check: True for check in ALL_CHECKS},
+                "bare_sync": {check: check not in by_name("bare_sync").fails for check in ALL_CHECKS}}
+    doctor = _stand_in_two_gpu_machine(monkeypatch, expected, expected)
+    report = doctor.run(tmp_path)
+    assert report["ok"] and report["real_verdicts_unexpected"] == [] and report["graded"] == 2
+
+
+def test_the_asynchrony_claims_judge_by_the_kernels_own_events(monkeypatch):
+    """Issue 14, item 8: a `_sleep` kernel 1.6x longer than asked for (boost clocks stretch cycles-based sleeps, or
+    the first launch's calibration was off) still passes: the claims compare with the kernel's CUDA events."""
+    from autograder import doctor
+
+    calibrated = doctor._cycles_for
+    with simulated_gpus(2):
+        monkeypatch.setattr(doctor, "_cycles_for", lambda s, d: int(calibrated(s, d) * 1.6))
+        result = asynchrony("cuda:0")
+    assert result["event_s"] == pytest.approx(1.6 * doctor.SLEEP_S, rel=0.01)
+    assert result["ok"], result
+
+
+def test_the_timing_margins_on_simulated_gpus():
+    """Issue 14, item 9: the reference far above TIMING_LOW, a bare synchronize() far below it when device1's work is
+    heavy and above it when work is even - the numbers the two-GPU doctor measures on real GPUs."""
+    from autograder.doctor import TIMING_MARGIN, timing_margins
+
+    found = timing_margins("sim")
+    assert found["ok"], found
+    assert found["margins"]["bare_sync_heavy_below_low"] >= 2 * TIMING_MARGIN
+    assert found["ratios"]["reference"]["even"][0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_kernel_cache_is_filled_in_a_process_of_its_own(monkeypatch):
+    """Item 14: with CUDA_CACHE_PATH set, the reference's GPU work runs once in a separate process (which may write the
+    cache; submissions only read it) before grading, and exits so no GPU context stays open."""
+    from autograder import doctor
+
+    ran = []
+    monkeypatch.setattr(doctor.subprocess, "run", lambda argv, **kw: ran.append((argv, kw)))
+    monkeypatch.delenv("CUDA_CACHE_PATH", raising=False)
+    assert doctor.fill_kernel_cache(2) is None and ran == []
+    monkeypatch.setenv("CUDA_CACHE_PATH", "/var/cache/practical8-cuda")
+    assert doctor.fill_kernel_cache(2) >= 0
+    (argv, kw), = ran
+    assert argv[-1] == "from autograder.doctor import kernel_workout; kernel_workout(2)" and kw["check"]

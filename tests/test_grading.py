@@ -1,4 +1,8 @@
-"""The graders: full marks for the reference, zero for the stubs, and each mutant loses exactly its checks."""
+"""The graders: full marks for the reference, zero for the stubs, and each mutant loses exactly its checks.
+
+The mutants' and variants' reports come from the session's ``graded_samples`` / ``graded_part5`` (each graded once;
+tests/test_assertion_coverage.py reads the same reports).
+"""
 
 import pytest
 from conftest import REPO
@@ -25,45 +29,41 @@ def test_there_are_at_least_fifteen_mutants():
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
-def test_mutant_loses_exactly_its_checks(mutant, grade_sim, tmp_path):
-    report = grade_sim(mutant.write(tmp_path / mutant.name))
+def test_mutant_loses_exactly_its_checks(mutant, graded_samples):
+    report = graded_samples.report(mutant)
+    assert not report.not_graded, report.not_graded
     assert report.failed() == mutant.fails, {r.check.id: r.message for r in report.results if not r.passed}
     for result in report.results:
         if not result.passed:
             assert len(result.message) > 40, f"{result.check.id}: message too thin for a student: {result.message!r}"
-    assert report.flags == []  # an honest mistake is never flagged for review
+    # an honest mistake is never flagged for review; one that reaches into the grader always is
+    assert bool(report.flags) == mutant.flagged, report.flags
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda m: m.name)
-def test_correct_variants_score_full_marks(variant, grade_sim, tmp_path):
-    report = grade_sim(variant.write(tmp_path / variant.name))
+def test_correct_variants_score_full_marks(variant, graded_samples):
+    report = graded_samples.report(variant)
+    assert not report.not_graded, report.not_graded
     assert report.failed() == set(), {r.check.id: r.message for r in report.results if not r.passed}
     assert report.flags == []  # written unusually is not tampering
 
 
-def test_every_check_is_caught_by_some_mutant():
-    caught = set().union(*(m.fails for m in MUTANTS if m.name != "crash_at_import"))
+def test_every_check_is_caught_by_some_honest_mutant():
+    caught = set().union(*(m.fails for m in MUTANTS if m.name != "crash_at_import" and not m.flagged))
     assert caught == ALL_CHECKS
+    assert set().union(*(m.fails for m in PIPELINE_MUTANTS)) == PIPELINE_CHECKS
 
 
-@pytest.fixture(scope="module")
-def grade_with_part5(fast_rubric):
-    rubric = fast_rubric.with_enabled(PIPELINE_CHECKS)
-
-    def run(folder):
-        return grade(folder, rubric, "sim")
-    return run
-
-
-def test_reference_scores_full_marks_with_part5(grade_with_part5):
-    report = grade_with_part5(REPO / "solutions" / "practical8")
+def test_reference_scores_full_marks_with_part5(fast_rubric):
+    report = grade(REPO / "solutions" / "practical8", fast_rubric.with_enabled(PIPELINE_CHECKS), "sim")
     assert report.failed() == set(), {r.check.id: r.message for r in report.results if not r.passed}
     assert report.score == report.max_score == 120
 
 
 @pytest.mark.parametrize("mutant", PIPELINE_MUTANTS, ids=lambda m: m.name)
-def test_part5_mutant_loses_exactly_its_checks(mutant, grade_with_part5, tmp_path):
-    report = grade_with_part5(mutant.write(tmp_path / mutant.name))
+def test_part5_mutant_loses_exactly_its_checks(mutant, graded_part5):
+    report = graded_part5.report(mutant)
+    assert not report.not_graded, report.not_graded
     assert report.failed() == mutant.fails, {r.check.id: r.message for r in report.results if not r.passed}
 
 

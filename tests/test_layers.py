@@ -21,9 +21,10 @@ LAYERS = [
     ("the submission's process", {"sandbox"}),
     ("graders and their expectations", {"graders"}),
     ("grading", {"grading"}),
-    ("reports and tools on top of grading", {"reports", "timeline", "doctor", "notebook", "gradebook"}),
+    ("reports and tools on top of grading", {"reports", "timeline", "doctor", "notebook", "gradebook", "check", "kit",
+                                             "gradescope"}),
     ("class grading", {"batch"}),
-    ("entry points", {"cli", "__main__", "__init__", "pytest_plugin"}),
+    ("entry points", {"cli", "__main__", "__init__", "pytest_plugin", "student_cli"}),
 ]
 RANK = {part: rank for rank, (_, parts) in enumerate(LAYERS) for part in parts}
 

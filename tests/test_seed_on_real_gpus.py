@@ -7,7 +7,7 @@ from seed_program import SimpleMPModel, time_one_forward, train_fixed_batch
 from autograder.grading import grade
 from autograder.samples import REFERENCE, TIMING_CHECKS, VARIANTS, by_name
 
-pytestmark = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two real CUDA GPUs")
+pytestmark = [pytest.mark.cuda2, pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two real CUDA GPUs")]
 
 
 def test_seed_program_trains_on_two_real_gpus():

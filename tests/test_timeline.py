@@ -38,7 +38,10 @@ def _pipelined(micro_batches: int):
 def test_pipeline_bubble_matches_the_formula(micro_batches):
     (_, simple), (_, pipelined) = _pipelined(micro_batches)
     stages = 2
-    assert overlap_seconds(pipelined) > 0
+    # the GPUs compute together for at least half the share an ideal pipeline would, (m-1)/(m+1) (measured: 0.30,
+    # 0.53, 0.67 of the span at m = 2, 4, 8: copies and launches take the rest)
+    ideal = (micro_batches - 1) / (micro_batches + 1)
+    assert overlap_seconds(pipelined) >= 0.5 * ideal * span(pipelined)
     assert span(pipelined) < span(simple)  # the point of Part 5: the pipelined forward is shorter
     assert idle_fraction(pipelined) == pytest.approx((stages - 1) / (micro_batches + stages - 1), abs=BUBBLE_POINTS)
 
@@ -70,3 +73,13 @@ def test_timeline_command_writes_a_png_and_its_numbers(tmp_path, capsys):
 def test_readme_shows_the_timeline():
     assert "docs/timeline.png" in (REPO / "README.md").read_text()
     assert (REPO / "docs" / "timeline.png").is_file()
+
+
+def test_a_profiler_that_saw_nothing_is_said_not_drawn(monkeypatch, tmp_path):
+    """Real GPUs: torch.profiler can return no kernel events at all (issue 14, item 10); the timeline says so instead
+    of drawing an empty picture or dividing by a zero span (stand-in: a record() that saw nothing)."""
+    from autograder import timeline
+
+    monkeypatch.setattr(timeline, "record", lambda work: [])
+    with simulated_gpus(2), pytest.raises(LookupError, match="recorded no GPU activity"):
+        timeline.reference_timelines(batch=64, split_size=16)

@@ -3,6 +3,15 @@
 Fill in every ``# YOUR CODE HERE``; every function says in its docstring what it must do.
 With no GPUs at hand, the practical's notebook runs this file on two simulated GPUs.
 
+Check your work as you go: install the student kit once (the wheel handed out with this file), then run the public
+checks in this folder - on two simulated GPUs unless two real ones are present::
+
+    python -m pip install practical8_student_kit-0.1.0-py3-none-any.whl
+    python -m autograder check
+
+At first every check fails with NotImplementedError: that is the starting point. The hidden checks are graded after
+you submit.
+
 The model: ``layer1 = Linear(1000, 2000)`` + ReLU on ``device0``, ``layer2 = Linear(2000, 1000)`` + ReLU on
 ``device1``. The activation travels from ``device0`` to ``device1`` in ``forward``: that copy is the whole
 idea of model parallelism, and the reason the two GPUs take turns instead of working together.

@@ -17,9 +17,15 @@ def _forward(observe, devices, trace=False):
     return observe("forward", devices=list(devices), seed=SEED, batch_sizes=sizes, trace=trace)
 
 
+def _runs(observed: dict) -> list[dict]:
+    """One run per batch size asked for, in order: looked up, so a missing one is an error, never a pass."""
+    runs = {run["batch"]: run for run in observed["runs"]}
+    return [runs[b] for b in BATCH_SIZES]
+
+
 @pytest.mark.check("output_device")
 def test_output_device(observe, devices):
-    for run in _forward(observe, devices)["runs"]:
+    for run in _runs(_forward(observe, devices)):
         assert run["output_device"] == devices[1], (
             f"For a batch of {run['batch']} the output is on {run['output_device']}; expected {devices[1]}, "
             "where layer2 lives. Return relu2(layer2(x)) computed on device1.")
@@ -47,7 +53,7 @@ def test_forward_values(observe, load_arrays, devices):
 
 @pytest.mark.check("direct_transfer")
 def test_direct_transfer(observe, devices):
-    for run in _forward(observe, devices)["runs"]:
+    for run in _runs(_forward(observe, devices)):
         moves = [t for t in run["transfers"] if not (t["src"] == "cpu" and t["dst"] == devices[0])]
         described = ", ".join(f"{t['src']}->{t['dst']}" for t in moves) or "none"
         expected_bytes = run["batch"] * ACTIVATION_BYTES_PER_ROW

@@ -1,49 +1,98 @@
 """Part 4: time_forward waits for the GPUs - both of them, after the warm-up too - and returns seconds per forward.
 
 Each check calls time_forward while the probe adds known GPU work to its forwards (``expected.timing_workloads``,
-drawn afresh each grading run), and judges the seconds it returns against the true device time per timed forward,
-measured with CUDA events (simulated or real). Which waits the log saw only chooses the message.
+drawn afresh each grading run), and judges k, the seconds it returns over the true device time per timed forward
+(CUDA events, simulated or real). Whether the clock waits is judged from how k moves between workloads, so a constant
+factor (milliseconds, a wrong divisor) costs timing_measures_device_time only; how many forwards run is counted by
+calling time_forward again with more warm-up or more timed forwards. Which waits the log saw only chooses the message.
 """
 
 import random
 
 import pytest
 
-from autograder.graders.expected import SEED, TIMING_HIGH, TIMING_LOW, TIMING_REPEATS, TIMING_WARMUP, timing_workloads
+from autograder.graders.expected import (
+    SEED,
+    TIMING_HIGH,
+    TIMING_LOW,
+    TIMING_MORE,
+    TIMING_REPEATS,
+    TIMING_WARMUP,
+    timing_workloads,
+)
+
+
+def _call(observe, devices, grading, scenario: str | None, warmup: int = TIMING_WARMUP,
+          repeats: int = TIMING_REPEATS) -> dict:
+    # One draw per scenario and grading run: checks that time the same scenario share one call (the replies are
+    # cached). No scenario: no added work (the counting calls look only at how many forwards ran).
+    rng = random.Random(f"{grading.seed}:{scenario}")
+    before, after = timing_workloads(rng, scenario, warmup) if scenario else ([0.0], [0.0])
+    return observe("time_forward", devices=list(devices), seed=SEED, warmup=warmup, repeats=repeats, before=before,
+                   after=after)
 
 
 def _timed(observe, devices, grading, scenario: str) -> tuple[float, dict]:
-    # One draw per scenario and grading run: checks that time the same scenario share one call of time_forward.
-    before, after = timing_workloads(random.Random(f"{grading.seed}:{scenario}"), scenario)
-    observed = observe("time_forward", devices=list(devices), seed=SEED, warmup=TIMING_WARMUP,
-                       repeats=TIMING_REPEATS, before=before, after=after)
+    """k for ``scenario`` (seconds returned / true seconds per timed forward), and the observations."""
+    observed = _call(observe, devices, grading, scenario)
     seconds, true = observed["seconds"], observed["true_seconds"]
-    assert isinstance(seconds, (int, float)), f"time_forward returned {seconds}; expected a float (seconds)."
+    assert isinstance(seconds, float), (
+        f"time_forward returned a {str(seconds).strip(chr(39))}; expected a Python float, the seconds per forward. "
+        "Return `elapsed / repeats`, not a tensor or a list (a tensor's `.item()` is its float).")
     assert true, "time_forward never called the model; expected warm-up forwards, then the timed ones."
     return seconds / true, observed
+
+
+def _follows_the_gpus(observe, devices, grading) -> tuple[float, str]:
+    """How far the seconds time_forward returns follow the GPUs' work - k("on_device0") / k("even"), 1 for any clock
+    that waits, whatever its units or divisor; ~0.1 for one that does not - and the numbers, for a message."""
+    usual, even = _timed(observe, devices, grading, "even")
+    large, on_device0 = _timed(observe, devices, grading, "on_device0")
+    seen = large / usual if usual > 0 else 0.0
+    numbers = (f"time_forward returned {even['seconds']:.3g} s per forward when the GPUs took "
+               f"{even['true_seconds']:.3g} s, and {on_device0['seconds']:.3g} s when they took "
+               f"{on_device0['true_seconds']:.3g} s")
+    return seen, numbers
 
 
 def _waited(observed: dict) -> str:
     return ", ".join(observed["waited_for"]) or "no device"
 
 
+def _more_forwards(observe, devices, grading, observed: dict, **more: int) -> tuple[int, int]:
+    """(forwards run with ``more`` warm-up or timed forwards asked for, forwards run with the usual counts)."""
+    counts = {"warmup": TIMING_WARMUP, "repeats": TIMING_REPEATS}
+    counts.update({name: counts[name] + n for name, n in more.items()})
+    return _call(observe, devices, grading, None, **counts)["forwards"], observed["forwards"]
+
+
 @pytest.mark.check("timing_synchronizes")
 def test_timing_synchronizes(observe, devices, grading):
-    ratio, observed = _timed(observe, devices, grading, "even")
-    assert ratio >= TIMING_LOW, (
-        f"time_forward returned {ratio:.0%} of the time the GPUs really took (it waited for {_waited(observed)} "
-        "after the timed forwards). CUDA work is asynchronous: the loop returns before the GPUs finish. Call "
-        "torch.cuda.synchronize(...) after the loop and before reading the clock.")
+    seen, numbers = _follows_the_gpus(observe, devices, grading)
+    _, even = _timed(observe, devices, grading, "even")
+    assert seen >= TIMING_LOW, (
+        f"{numbers}: the seconds it returns do not follow the GPUs' work, so the clock stops before they finish (it "
+        f"waited for {_waited(even)} after the timed forwards). CUDA work is asynchronous: the loop returns before "
+        "the GPUs finish. Call torch.cuda.synchronize(...) after the loop and before reading the clock.")
 
 
 @pytest.mark.check("timing_covers_output_device")
 def test_timing_covers_output_device(observe, devices, grading):
-    ratio, observed = _timed(observe, devices, grading, "heavy_on_device1")
-    assert ratio >= TIMING_LOW, (
-        f"When each forward ends with long work on {devices[1]}, time_forward returned {ratio:.0%} of the time the "
-        f"GPUs took: the clock stopped before {devices[1]} finished (it waited for {_waited(observed)}). A bare "
-        f"torch.cuda.synchronize() waits only for the current device ({devices[0]}): use "
-        "torch.cuda.synchronize(model.device1) (or both devices) before reading the clock.")
+    seen, numbers = _follows_the_gpus(observe, devices, grading)
+    assert seen >= TIMING_LOW, (
+        f"{numbers}: it waits for neither GPU, so not for {devices[1]}, where each forward ends. Call "
+        "torch.cuda.synchronize(model.device1) (or synchronize both devices) before reading the clock.")
+    # Against the same function's reading when all the work is on device0 (which even a wait for cuda:0 alone sees
+    # whole): its units and divisor cancel, what it misses on device1 remains.
+    heavy, observed = _timed(observe, devices, grading, "heavy_on_device1")
+    large, _ = _timed(observe, devices, grading, "on_device0")
+    relative = heavy / large if large > 0 else 0.0
+    assert relative >= TIMING_LOW, (
+        f"When each forward ends with long work on {devices[1]}, time_forward counted {relative:.0%} of the time the "
+        f"GPUs took (against what it counts when all the work is on {devices[0]}): the clock stopped before "
+        f"{devices[1]} finished (it waited for {_waited(observed)}). A bare torch.cuda.synchronize() waits only for "
+        f"the current device ({devices[0]}): use torch.cuda.synchronize(model.device1) (or both devices) before "
+        "reading the clock.")
 
 
 @pytest.mark.check("timing_measures_device_time")
@@ -52,11 +101,16 @@ def test_timing_measures_device_time(observe, devices, grading):
     hint = ("It looks like milliseconds: return seconds. " if ratio > 100 else
             f"Did you time the warm-up too, or divide by something other than repeats={TIMING_REPEATS}? "
             if ratio > TIMING_HIGH else
-            "Divide the elapsed time by the number of timed forwards (repeats), and synchronize before reading "
-            "the clock. ")
+            f"Divide the elapsed time by the number of timed forwards (repeats={TIMING_REPEATS}, not warmup + "
+            "repeats), and synchronize before reading the clock. ")
     assert TIMING_LOW <= ratio <= TIMING_HIGH, (
         f"time_forward returned {observed['seconds']:.4g} s per forward; the GPUs really took "
         f"{observed['true_seconds']:.4g} s per timed forward (CUDA events on {devices[1]}). {hint}")
+    more, usual = _more_forwards(observe, devices, grading, observed, repeats=TIMING_MORE)
+    assert more - usual == TIMING_MORE, (
+        f"time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS + TIMING_MORE}) ran the model {more} times "
+        f"and time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS}) {usual} times; expected {TIMING_MORE} "
+        "more. Time exactly `repeats` forwards (the argument, not a number of your own) and divide by it.")
 
 
 @pytest.mark.check("timing_excludes_warmup")
@@ -66,10 +120,17 @@ def test_timing_excludes_warmup(observe, devices, grading):
     assert observed["forwards"] >= expected, (
         f"time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS}) ran the model {observed['forwards']} "
         f"time(s); expected {TIMING_WARMUP} untimed warm-up forwards, then {TIMING_REPEATS} timed ones.")
+    more, usual = _more_forwards(observe, devices, grading, observed, warmup=TIMING_MORE)
+    assert more - usual == TIMING_MORE, (
+        f"time_forward(warmup={TIMING_WARMUP + TIMING_MORE}, repeats={TIMING_REPEATS}) ran the model {more} times "
+        f"and time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS}) {usual} times; expected {TIMING_MORE} "
+        "more. Run exactly `warmup` untimed forwards first (the argument, not a number of your own).")
     # Against what the same function returns without heavy warm-up work (so the units and arithmetic, which
-    # timing_measures_device_time judges, do not count here); 1 when it returns nearly nothing (no sync at all).
-    usual, _ = _timed(observe, devices, grading, "even")  # the same call timing_measures_device_time made
-    relative = ratio / usual if usual >= TIMING_LOW else ratio
+    # timing_measures_device_time judges, do not count here); a clock that never waits cannot count the warm-up's
+    # work, and its k (~0) stands as it is.
+    usual_k, _ = _timed(observe, devices, grading, "even")
+    waits, _ = _follows_the_gpus(observe, devices, grading)
+    relative = ratio / usual_k if waits >= TIMING_LOW and usual_k > 0 else ratio
     assert relative <= TIMING_HIGH, (
         f"When the last warm-up forward leaves long work on the GPUs, time_forward returned {relative:.1f}x what it "
         "returns otherwise: the clock started before the warm-up work had finished. Synchronize both devices "

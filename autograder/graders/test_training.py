@@ -77,7 +77,8 @@ def test_train_runs(observe, load_arrays, devices):
         "During train() neither model.layer1 nor model.layer2 got a gradient. Call loss.backward() each step, on "
         "the loss of the model's output, with the layers' parameters requiring gradients.")
     wrong = misplaced(grads, devices)
-    assert not wrong, "The gradient of `model.{0}` is on {1}; expected {2}, where `model.{0}` lives.".format(*wrong[0])
+    assert not wrong, ("The gradient of `model.{0}` is on {1}; expected {2}: train() must run each layer where the "
+                       "contract puts it, `model.{0}` on {2}, and its gradient lives with it.").format(*wrong[0])
     final, initial = load_arrays(observed["final"]), initial_weights(SEED)
     assert any(not np.array_equal(final[name], initial[name]) for name in initial), (
         f"After {REFERENCE_STEPS} steps model.layer1 and model.layer2 hold exactly the weights the grader put in: "
@@ -93,7 +94,8 @@ def test_loss_decreases(observe, load_arrays, devices):
     require_layers(observed)
     x, y = make_batches(SEED, 1, True, FIXED_ROWS)[0]
     before = mse(contract_forward(initial_weights(SEED), x), y)
-    after = mse(contract_forward(load_arrays(observed["final"]), x), y)
+    with np.errstate(over="ignore", invalid="ignore"):  # weights that diverged give inf or nan: no fall, no warning
+        after = mse(contract_forward(load_arrays(observed["final"]), x), y)
     assert after <= REQUIRED_DROP * before, (
         f"Training {FIXED_STEPS} steps on one fixed batch of {FIXED_ROWS} rows with lr={FIXED_LR} left weights whose "
         f"loss on that batch is {after:.4f} (recomputed by the grader); it was {before:.4f} with the weights the "
@@ -107,20 +109,19 @@ def test_train_matches_reference(observe, load_arrays, devices):
     require_layers(observed)
     losses = _losses(observed, REFERENCE_STEPS)
     expected, expected_final = expected_training(SEED, REFERENCE_STEPS, REFERENCE_LR)
+    # The weights first: they carry every step, including the last, which no returned loss shows.
+    final, initial = load_arrays(observed["final"]), initial_weights(SEED)
+    for name, want in expected_final.items():
+        got = final[name]
+        assert np.allclose(got, want, rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL), (
+            f"After {REFERENCE_STEPS} steps `model.{name}` differs from reference SGD(lr={REFERENCE_LR}) from the "
+            f"weights the grader put into your layers, by up to {np.abs(got - want).max():.3g}"
+            + (f" - it did not change at all: no gradient reaches it. (A .detach() on the activation as it moves to "
+               "device1 cuts layer1 off.)" if np.array_equal(got, initial[name]) else
+               ". Check that each step calls optimizer.zero_grad(), that SGD uses the lr argument (and nothing else: "
+               "no momentum, no weight decay), and that every parameter is optimized."))
     for step, (got, want) in enumerate(zip(losses, expected, strict=True)):
         assert math.isclose(got, want, rel_tol=LOSS_RTOL), (
-            f"Step {step} loss is {got:.6f}; reference SGD(lr={REFERENCE_LR}) from the weights the grader put "
-            f"into your layers gives {want:.6f}. " + (
-                "The first step already differs: check the loss (nn.MSELoss between output and target)."
-                if step == 0 else
-                "Check that each step calls optimizer.zero_grad(), that SGD uses the lr argument, and that "
-                "gradients flow through both layers (no .detach() on the activation)."))
-    final = load_arrays(observed["final"])
-    for name, want in expected_final.items():
-        got = final.get(name)
-        assert got is not None and got.shape == want.shape and np.allclose(got, want, rtol=WEIGHT_RTOL,
-                                                                            atol=WEIGHT_ATOL), (
-            f"After {REFERENCE_STEPS} steps `model.{name}` differs from reference SGD"
-            + (" - it did not change at all: no gradient reaches layer1. Do not .detach() the activation "
-               "when you move it to device1." if got is not None and np.array_equal(got, initial_weights(SEED)[name])
-               else ". Check zero_grad, lr and that every parameter is optimized."))
+            f"train() trained the layers as reference SGD(lr={REFERENCE_LR}) does, but returned {got:.7f} as the loss "
+            f"of step {step}; the loss that step computes is {want:.7f}. Return `loss.item()` of the loss you call "
+            "backward() on, computed before optimizer.step().")

@@ -208,6 +208,8 @@ class SubmissionProcess:
         if not reply.get("ok"):
             error = reply.get("error") or {}
             message = _explain(error, name)
+            if error.get("machine"):  # the GPUs failed their self-test after this error too (gpucheck.py)
+                self.machine_problem = f"the grading machine failed while the submission ran: {str(error['machine'])}"
             if error.get("during") == "import":
                 self.import_failure = message
                 if _installed_here(error.get("missing_module")):

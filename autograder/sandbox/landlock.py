@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from collections.abc import Iterable
 
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446  # the same numbers on every architecture
@@ -47,7 +48,9 @@ _libc.syscall.restype = ctypes.c_long
 
 
 def abi_version() -> int:
-    """The kernel's Landlock ABI version; 0 where it has none (kernel < 5.13, or Landlock not enabled)."""
+    """The kernel's Landlock ABI version; 0 where it has none (kernel < 5.13, Landlock not enabled, not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return 0  # syscall 444 is something else on other kernels
     version = _libc.syscall(_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION))
     return max(int(version), 0)
 

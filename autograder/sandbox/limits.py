@@ -78,7 +78,7 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
         cap = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)  # counts all of this user's processes
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, hard))
     try:
-        skipped += landlock.restrict(read=readable + [f"/proc/{os.readlink('/proc/self')}"], write=[scratch],
+        skipped += landlock.restrict(read=readable + [f"/proc/{isolation.outer_pid()}"], write=[scratch],
                                      devices=[*SYSTEM_DEVICES, *(GPU_DEVICES if real_gpus else ())])
     except OSError as exc:
         if limits.require_landlock:
@@ -125,7 +125,7 @@ def _kernel_cache() -> list[str]:
 
 
 def _drop_root(limits: Limits, scratch: str, groups: list[int]) -> None:
-    uid = limits.uid_base + int(os.readlink("/proc/self")) % 30000  # the outer PID: unique among running ones
+    uid = limits.uid_base + isolation.outer_pid() % 30000  # the outer PID: unique among running ones
     os.chmod(os.path.dirname(scratch), 0o711)  # traversable, not listable, by the student's user
     for dirpath, dirnames, filenames in os.walk(scratch):
         for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:

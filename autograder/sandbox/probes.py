@@ -340,18 +340,20 @@ def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size
     model = ctx.module.PipelinedMPModel(devices[0], devices[1], split_size=split_size)
     described = describe_layers(model)
     not_loaded = load_weights(model, seed)
+    launched: list[str] = []  # one entry per stage kernel: the profiler must see at least as many (busy.record)
     if stage_s:
         for layer, device in (("layer1", devices[0]), ("layer2", devices[1])):
             module = getattr(model, layer, None)
             if isinstance(module, torch.nn.Module):
-                module.register_forward_hook(_stage_work(sleep_cycles(stage_s, torch.device(device)), device))
+                module.register_forward_hook(_stage_work(sleep_cycles(stage_s, torch.device(device)), device,
+                                                         launched))
     x = make_batch(seed, batch, 1000)
     if not input_on_cpu:
         x = x.to(devices[0])
     outputs = {}
     with torch.no_grad():
         outputs["warmup"] = model(x)
-        busy = record(lambda: outputs.__setitem__("out", model(x)), (devices[0], devices[1]))
+        busy = record(lambda: outputs.__setitem__("out", model(x)), (devices[0], devices[1]), lambda: len(launched))
     out = outputs["out"]
     return {
         "params": {name: _device(p) for name, p in parameters(model).items()},
@@ -364,9 +366,10 @@ def pipeline(ctx: Context, devices: list[str], seed: int, batch: int, split_size
     }
 
 
-def _stage_work(cycles: int, device: str) -> Callable[..., None]:
+def _stage_work(cycles: int, device: str, launched: list[str]) -> Callable[..., None]:
     def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
         with torch.cuda.device(device):
             torch.cuda._sleep(cycles)
+        launched.append(device)
 
     return hook

@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -23,7 +24,7 @@ import torch  # noqa: F401 - imported once in the warm server, before any fork
 
 from ..contract import MODULE, MODULE_FILE
 from ..simgpu import DEFAULT_GPU, simulated_gpus
-from . import audit, inputs, isolation, probes
+from . import audit, gpucheck, inputs, isolation, probes
 from .limits import Limits, SandboxUnavailable, apply, in_pid_namespace
 from .recorder import CudaRecorder
 
@@ -76,7 +77,8 @@ def _load(submission: Path) -> None:
         _State.module = importlib.import_module(MODULE)
     except Exception as exc:  # noqa: BLE001 - any failure to import is the student's to see
         missing = exc.name if isinstance(exc, ModuleNotFoundError) else None  # the trusted side decides whose fault
-        _State.import_error = {**_student_error(exc, submission), "during": "import", "missing_module": missing}
+        _State.import_error = {**_student_error(exc, submission), "during": "import", "missing_module": missing,
+                               "machine": gpucheck.machine_failure(exc)}
     audit.report_patches(before, "while model_parallel.py was imported")
 
 
@@ -89,23 +91,27 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
     submission.mkdir()
     shutil.copy(Path(source) / MODULE_FILE, submission / MODULE_FILE)  # the original stays untouched
     reply_fd = _State.reply_fd = replies.fileno()
+    problem = gpucheck.inherited(real_gpus=mode == "cuda")  # first: what the warm server left in this fork
     try:
         notes = apply(limits, scratch, real_gpus=mode == "cuda")  # only the sandboxed grandchild returns
-        unreadable = _unreadable_stdlib()
+        problem = problem or _unreadable_stdlib()
     except SandboxUnavailable as exc:
         os.write(reply_fd, json.dumps({"ready": False, "machine": str(exc)}).encode() + b"\n")
         os._exit(0)
-    if unreadable:
-        os.write(reply_fd, json.dumps({"ready": False, "machine": unreadable}).encode() + b"\n")
-        os._exit(0)
     if limits.threads:
         torch.set_num_threads(limits.threads)
+    # In the sandbox, before the ready line, autograd and each GPU prove they work: the machine's failure is never
+    # the student's (gpucheck.py).
+    problem = problem or gpucheck.self_test(limits.gpus if mode == "cuda" else 0)
+    if problem:
+        os.write(reply_fd, json.dumps({"ready": False, "machine": problem}).encode() + b"\n")
+        os._exit(0)
     with contextlib.ExitStack() as stack:
         sim = stack.enter_context(simulated_gpus(2, gpu=sim_gpu)) if mode == "sim" else None
         owner = os.getpid()
         # Before any student code, so start-up never counts against a check. ``pid``: this process as the grader
         # sees it, to kill it (and with it its PID namespace) whatever the student's code did to its process group.
-        os.write(reply_fd, json.dumps({"ready": True, "pid": int(os.readlink("/proc/self")),
+        os.write(reply_fd, json.dumps({"ready": True, "pid": isolation.outer_pid(),
                                        "notes": notes}).encode() + b"\n")
         for line in os.fdopen(requests.fileno(), "rb", buffering=0, closefd=False):
             request = json.loads(line)
@@ -147,6 +153,11 @@ def _reap_strays() -> None:
     if in_pid_namespace():
         isolation.kill_namespace()
         return
+    if not isolation.LINUX:  # no /proc to search: the process group (a student's own machine, running `check`)
+        with contextlib.suppress(OSError):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            os.killpg(0, signal.SIGTERM)
+        return
     me, session = os.getpid(), os.getsid(0)
     for _ in range(20):
         strays = []
@@ -176,8 +187,8 @@ def _answer(request: dict, submission: Path, scratch: Path) -> dict:
     before = audit.snapshot()
     try:
         return {"ok": True, "value": probes.PROBES[request["probe"]](ctx, **request["args"])}
-    except Exception as exc:  # noqa: BLE001 - the student's exception, reported to the graders
-        return {"ok": False, "error": _student_error(exc, submission)}
+    except Exception as exc:  # noqa: BLE001 - the student's exception (or the machine's), reported to the graders
+        return {"ok": False, "error": {**_student_error(exc, submission), "machine": gpucheck.machine_failure(exc)}}
     finally:  # before the reply is written: a patched serializer is reported before it is used
         audit.report_patches(before, f"while the {request['probe']} probe ran")
 

@@ -1,0 +1,100 @@
+"""scripts/verify_on_gpus.sh, run with a stand-in Python (no GPU here): the steps it runs for zero, one and two GPUs,
+that a failing step does not stop the others, and the one verdict line it ends with. And
+scripts/compare_sample_verdicts.py on results.json files as `grade --results` writes them."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+FAKE_PYTHON = """#!/bin/bash
+echo "python $*" >> "$CALLS"
+case "$1" in
+  -c) if [[ "$2" == *platform* ]]; then echo "python 3.11 | torch 2.8.0 | CUDA 12.4"; else echo "$FAKE_GPUS"; fi ;;
+  -m) case "$2 $3" in
+        "autograder doctor") exit "${FAKE_DOCTOR_RC:-0}" ;;
+        "pytest "*) exit "${FAKE_TESTS_RC:-0}" ;;
+      esac ;;
+  scripts/compare_sample_verdicts.py) exit "${FAKE_COMPARE_RC:-0}" ;;
+esac
+exit 0
+"""
+
+
+def _verify(tmp_path: Path, gpus: int, **rcs: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    python = tmp_path / "python"
+    python.write_text(FAKE_PYTHON)
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PRACTICAL8_PYTHON": str(python), "CALLS": str(tmp_path / "calls.txt"),
+           "FAKE_GPUS": str(gpus), **rcs}
+    done = subprocess.run(["bash", str(REPO / "scripts" / "verify_on_gpus.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    return done, [c.replace(str(tmp_path / "out"), "OUT") for c in calls]
+
+
+def test_two_gpus_run_every_step_and_end_with_one_verdict_line(tmp_path):
+    done, calls = _verify(tmp_path, 2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("VERIFIED on 2 GPU(s), two GPUs: environment doctor samples "
+                                                   "gpu-tests timeline all passed")
+    assert "python -m autograder doctor --out OUT/doctor" in calls
+    assert "python -m autograder grade --devices cuda --results OUT/samples/results.json" in calls
+    assert "python scripts/compare_sample_verdicts.py OUT/samples" in calls
+    assert "python -m pytest -q -m cuda2 -k not doctor -p no:cacheprovider tests/" in calls
+    assert "python -m autograder timeline --devices cuda --out OUT/timeline.png" in calls
+    assert "python -m autograder timeline --devices cuda --sweep --out OUT/sweep.png" in calls
+    assert (tmp_path / "out" / "environment.log").read_text().startswith("python 3.11")
+
+
+def test_a_failing_step_does_not_stop_the_others_and_fails_the_verdict(tmp_path):
+    done, calls = _verify(tmp_path, 2, FAKE_DOCTOR_RC="1", FAKE_COMPARE_RC="1")
+    assert done.returncode == 1
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("NOT VERIFIED on 2 GPU(s): doctor samples failed")
+    assert any("timeline" in c for c in calls) and any("pytest" in c for c in calls)
+
+
+def test_one_gpu_runs_what_one_gpu_can_prove(tmp_path):
+    done, calls = _verify(tmp_path, 1)
+    assert done.returncode == 0
+    assert "one GPU: what one GPU can prove (grading needs two)" in done.stdout.splitlines()[-1]
+    assert not any("autograder grade" in c or "timeline" in c or "pytest" in c for c in calls)
+
+
+def test_no_gpu_is_not_verified(tmp_path):
+    done, calls = _verify(tmp_path, 0)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1].startswith("NOT VERIFIED: torch sees no CUDA GPU here")
+    assert not any("doctor" in c for c in calls)
+
+
+def _results(folder: Path, name: str, failed: set[str]) -> None:
+    from autograder.samples import ALL_CHECKS
+
+    tests = [{"name": f"{check}: title", "status": "failed" if check in failed else "passed"}
+             for check in sorted(ALL_CHECKS)]
+    (folder / name).mkdir(parents=True)
+    (folder / name / "results.json").write_text(json.dumps({"tests": tests}))
+
+
+def test_compare_sample_verdicts(tmp_path):
+    from autograder.samples import by_name
+
+    script = str(REPO / "scripts" / "compare_sample_verdicts.py")
+    run = lambda: subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True, text=True,  # noqa: E731
+                                 timeout=120, cwd=REPO)
+    assert run().returncode == 1  # nothing graded
+    _results(tmp_path, "reference", set())
+    _results(tmp_path, "bare_sync", set(by_name("bare_sync").fails))
+    done = run()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["bare_sync: as expected", "reference: as expected"]
+    _results(tmp_path, "milliseconds", set())  # should fail timing_measures_device_time, passed everything
+    done = run()
+    assert done.returncode == 1 and "milliseconds: UNEXPECTED" in done.stdout
+    assert "milliseconds: failed [], expected ['timing_measures_device_time']" in done.stderr
