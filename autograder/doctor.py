@@ -343,17 +343,20 @@ def timing_margins(mode: str, devices: tuple[str, str] = NAMES, draws: int | Non
 
 
 def unexpected_verdicts(graded: dict[str, dict[str, bool]]) -> list[str]:
-    """Submissions whose failed checks are not exactly those their mutant is meant to fail.
-
-    Part 1-4 mutants are judged on the Part 1-4 checks only (breaking the model breaks Part 5 as well).
+    """Submissions whose failed checks are not exactly those their sample is meant to fail (``samples.EVERY_EDIT``:
+    whatever list a sample belongs to). Part 1-4 mutants are judged on the Part 1-4 checks only (breaking the model
+    breaks Part 5 as well); everything else on every check graded.
     """
-    from .samples import ALL_CHECKS, MUTANTS, PIPELINE_MUTANTS, VARIANTS
+    from .samples import ALL_CHECKS, EVERY_EDIT, MUTANTS
 
+    part1_4 = {m.name for m in MUTANTS}
     expected = {"reference": (frozenset(), None)}
-    expected |= {m.name: (m.fails, ALL_CHECKS) for m in MUTANTS}
-    expected |= {m.name: (m.fails, None) for m in VARIANTS + PIPELINE_MUTANTS}
+    expected |= {m.name: (m.fails, ALL_CHECKS if m.name in part1_4 else None) for m in EVERY_EDIT}
     wrong = []
     for name, checks in graded.items():
+        if name not in expected:
+            wrong.append(f"{name}: not a bundled sample (autograder/samples.py)")
+            continue
         fails, scope = expected[name]
         failed = {k for k, ok in checks.items() if not ok and (scope is None or k in scope)}
         if failed != fails:

@@ -6,8 +6,9 @@ Beyond "two GPUs are there", four settings change what grading needs:
 - **compute mode** (``nvidia-smi``): in EXCLUSIVE_PROCESS one process per GPU may hold a context, so two submissions
   graded at once on the same GPUs fail ("busy or unavailable"): grade one at a time (``-j 1``; the Slurm and CI
   scripts do, ``scripts/grading_jobs.sh``). The grading process itself never holds a context (it never imports torch).
-- **MPS**: an MPS server serves one user at a time, and run as root the autograder gives every submission a user of
-  its own; its clients also cannot reach the MPS pipe through the sandbox. Stop MPS on grading machines.
+- **MPS**: an MPS server serves one user id at a time (nvidia-cuda-mps-control(1)), and run as root the autograder
+  gives every submission a user of its own; the sandbox also keeps clients from the MPS pipe, so they run without
+  MPS, which an exclusive compute mode (usual with MPS) refuses. Stop MPS on grading machines.
 - **kernels the torch build lacks**: when torch carries no binary kernels (SASS) for the GPU's architecture, CUDA
   compiles them from PTX at first use - in every submission's fresh process (its HOME is new each time), minutes
   each. Set ``CUDA_CACHE_PATH`` to a folder, run the doctor once to fill it, and keep it set when grading: the
@@ -108,9 +109,13 @@ def gpu_setup(torch_module: Any = None, run: Callable[..., Any] = subprocess.run
                       "scripts/grading_jobs.sh chooses).")
     if found["compute_modes"] and any(mode.lower() == "prohibited" for mode in found["compute_modes"]):
         problems.append("a GPU's compute mode is Prohibited: no process may use it (nvidia-smi -c DEFAULT).")
-    if found["mps"]:
-        problems.append("an MPS daemon runs here: it serves one user at a time, and each submission runs as a user "
-                        "of its own behind a sandbox that cannot reach its pipe. Stop MPS on grading machines "
-                        "(echo quit | nvidia-cuda-mps-control).")
+    if found["mps"]:  # nvidia-cuda-mps-control(1): one server per user id at a time; no pipe, no MPS for a client
+        exclusive = any(mode.lower().startswith("exclusive") for mode in found["compute_modes"] or [])
+        (problems if exclusive else advice).append(
+            "an MPS daemon runs here: it serves one user id at a time, each submission runs as a user of its own, "
+            "and the sandbox keeps it from MPS's pipe, so it runs without MPS" + (
+                " - which an exclusive compute mode refuses. Stop MPS on grading machines "
+                "(echo quit | nvidia-cuda-mps-control)." if exclusive else
+                ". Stop MPS on grading machines for timings like the doctor's."))
     found["problems"], found["advice"] = problems, advice
     return found

@@ -250,7 +250,7 @@ def _undecided(check_id: str, report: pytest.TestReport) -> str:
 
 
 def _grader_line(call: pytest.CallInfo) -> str | None:
-    """``file.py:line`` of the innermost frame in the graders' folder when the failure was raised (CheckResult.where)."""
+    """``file.py:line``: the innermost frame in the graders' folder when the failure was raised (CheckResult.where)."""
     if call.excinfo is None:
         return None
     for entry in reversed(call.excinfo.traceback):

@@ -87,8 +87,9 @@ REWRITTEN_REPLIES = '''import json
 _dumps = json.dumps
 json.dumps = lambda obj, *args, **kwargs: _dumps(obj, *args, **kwargs).replace('"waited_for": [', '"waited_for": [1, ')
 '''
-TIMED_LOOPS = ("    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n        wait_for_gpus()\n"
-               "        start = time.perf_counter()\n        for _ in range(repeats):\n            model(x)\n"
+TIMED_BLOCK = ("    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n"
+               "        wait_for_gpus()\n        start = time.perf_counter()\n"
+               "        for _ in range(repeats):\n            model(x)\n"
                "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats\n")
 MUTANTS = [
     _m("all_on_device0", "both layers and the activation stay on device0",
@@ -186,12 +187,13 @@ MUTANTS = [
        [("from torch import nn\n", "from torch import nn\n\n\n" + CAPTURED_ONLY_PRINT)],
        {"trace_prints"}),
 ] + [
-    # One for each assertion of the graders that no mistake above is the first to trip (tests/test_assertion_coverage.py).
+    # One for each grader assertion that no mistake above is the first to trip (tests/test_assertion_coverage.py).
     _m("device_without_index", "keeps self.device0 as torch.device('cuda'), without the index",
        [("self.device0 = torch.device(device0)", 'self.device0 = torch.device("cuda")')],
        {"placement", "honors_devices"}),
     _m("output_to_fixed_device", "moves the output to a fixed 'cuda:1' at the end of forward",
-       [("return self.relu2(self.layer2(x))  # (B, 1000)", 'return self.relu2(self.layer2(x)).to("cuda:1")  # (B, 1000)')],
+       [("return self.relu2(self.layer2(x))  # (B, 1000)",
+         'return self.relu2(self.layer2(x)).to("cuda:1")  # (B, 1000)')],
        {"honors_devices"}),
     _m("squeezed_output", "squeezes the output: a batch of one loses its batch dimension",
        [("return self.relu2(self.layer2(x))  # (B, 1000)", "return self.relu2(self.layer2(x)).squeeze()  # (B, 1000)")],
@@ -219,7 +221,8 @@ MUTANTS = [
        [("        loss.backward()\n", "")],
        TRAIN_CHECKS),
     _m("never_uses_device1", "keeps layer2, the activation and the target on device0",
-       [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)", "self.layer2 = nn.Linear(2000, 1000).to(self.device0)"),
+       [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)",
+         "self.layer2 = nn.Linear(2000, 1000).to(self.device0)"),
         ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(self.device0)"),
         ("y.to(model.device1)", "y.to(model.device0)")],
        {"placement", "output_device", "direct_transfer", "honors_devices", "trace_prints", "train_runs"}),
@@ -230,7 +233,8 @@ MUTANTS = [
        [("losses.append(loss.item())", "losses.append(loss_fn(model(x), y.to(model.device1)).item())")],
        {"train_matches_reference"}),
     _m("seconds_as_tensor", "returns the seconds as a tensor",
-       [("return (time.perf_counter() - start) / repeats", "return torch.tensor((time.perf_counter() - start) / repeats)")],
+       [("return (time.perf_counter() - start) / repeats",
+         "return torch.tensor((time.perf_counter() - start) / repeats)")],
        TIMING_CHECKS),
     _m("timing_never_calls_model", "time_forward's loops never call the model",
        [("            model(x)\n", "            pass\n")],
@@ -242,11 +246,12 @@ MUTANTS = [
         ("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / 10")],
        {"timing_measures_device_time", "timing_excludes_warmup"}),
     _m("times_one_forward", "times one forward, with no warm-up, whatever warmup and repeats say",
-       [(TIMED_LOOPS, "    with torch.no_grad():\n        wait_for_gpus()\n        start = time.perf_counter()\n"
+       [(TIMED_BLOCK, "    with torch.no_grad():\n        wait_for_gpus()\n        start = time.perf_counter()\n"
                       "        model(x)\n        wait_for_gpus()\n        return time.perf_counter() - start\n")],
        {"timing_measures_device_time", "timing_excludes_warmup"}),
     _m("divides_by_warmup_plus_repeats", "divides by warmup + repeats instead of repeats",
-       [("return (time.perf_counter() - start) / repeats", "return (time.perf_counter() - start) / (warmup + repeats)")],
+       [("return (time.perf_counter() - start) / repeats",
+         "return (time.perf_counter() - start) / (warmup + repeats)")],
        {"timing_measures_device_time"}),
     _m("times_the_warmup", "starts the clock before the warm-up forwards",
        [("        for _ in range(warmup):\n            model(x)\n        wait_for_gpus()\n"
@@ -254,7 +259,11 @@ MUTANTS = [
          "        wait_for_gpus()\n        start = time.perf_counter()\n"
          "        for _ in range(warmup):\n            model(x)\n")],
        {"timing_measures_device_time", "timing_excludes_warmup"}),
-    # Only code that reaches into the grader can make a probe's reply malformed; the check fails, it never crashes.
+]
+# Not honest mistakes: they reach into the grader's machinery (the scan and the audit hook flag them), and reach the
+# graders' defences that nothing honest can. Only such code makes a probe's reply malformed: the checks fail, saying
+# so, and nothing crashes.
+TAMPERING_MUTANTS = [
     _m("rewrites_timing_replies", "rewrites the JSON its process replies with (an int among the devices waited for)",
        [("from torch import nn\n", "from torch import nn\n\n" + REWRITTEN_REPLIES)],
        TIMING_CHECKS, flagged=True),
@@ -274,10 +283,6 @@ EVENT_TIMING = """    with torch.no_grad():
             end.synchronize()
         return start.elapsed_time(end) / 1000 / repeats
 """
-TIMED_BLOCK = ("    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n"
-               "        wait_for_gpus()\n        start = time.perf_counter()\n"
-               "        for _ in range(repeats):\n            model(x)\n"
-               "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats\n")
 VARIANTS = [
     _m("variant_cuda_events", "times with CUDA events recorded on device1", [(TIMED_BLOCK, EVENT_TIMING)], set()),
     _m("variant_time_time", "uses time.time and syncs only the output device",
@@ -356,25 +361,44 @@ PIPELINE_MUTANTS = [
     _m("pipeline_halves_in_a_list", "keeps its two halves in a plain list (no model.layer1/layer2, unregistered)",
        [("class PipelinedMPModel(SimpleMPModel):", "class PipelinedMPModel(nn.Module):"),
         ("        super().__init__(device0, device1)\n        self.split_size = split_size\n",
-         "        super().__init__()\n        self.device0, self.device1 = torch.device(device0), torch.device(device1)\n"
+         "        super().__init__()\n"
+         "        self.device0, self.device1 = torch.device(device0), torch.device(device1)\n"
          "        self.stages = [nn.Sequential(nn.Linear(1000, 2000), nn.ReLU()).to(self.device0),\n"
          "                       nn.Sequential(nn.Linear(2000, 1000), nn.ReLU()).to(self.device1)]\n"
          "        self.split_size = split_size\n"),
-        ("moved = self.relu1(self.layer1(next(chunks))).to(self.device1)", "moved = self.stages[0](next(chunks)).to(self.device1)"),
+        ("moved = self.relu1(self.layer1(next(chunks))).to(self.device1)",
+         "moved = self.stages[0](next(chunks)).to(self.device1)"),
         ("moved = self.relu1(self.layer1(chunk)).to(self.device1)", "moved = self.stages[0](chunk).to(self.device1)"),
         ("outputs.append(self.relu2(self.layer2(moved)))", "outputs.append(self.stages[1](moved))")],
        {"pipeline_placement", "pipeline_matches_unsplit", "pipeline_overlaps"}),
     _m("pipeline_all_on_device0", "PipelinedMPModel moves layer2 and the micro-batches to device0",
-       [("        self.split_size = split_size\n", "        self.split_size = split_size\n        self.layer2.to(self.device0)\n"),
-        ("moved = self.relu1(self.layer1(next(chunks))).to(self.device1)", "moved = self.relu1(self.layer1(next(chunks))).to(self.device0)"),
-        ("moved = self.relu1(self.layer1(chunk)).to(self.device1)", "moved = self.relu1(self.layer1(chunk)).to(self.device0)")],
+       [("        self.split_size = split_size\n",
+         "        self.split_size = split_size\n        self.layer2.to(self.device0)\n"),
+        ("next(chunks))).to(self.device1)", "next(chunks))).to(self.device0)"),
+        ("self.layer1(chunk)).to(self.device1)", "self.layer1(chunk)).to(self.device0)")],
        {"pipeline_placement"}),
     _m("pipeline_returns_list", "returns the list of micro-batch outputs instead of concatenating them",
        [("return torch.cat(outputs)  # (B, 1000) on device1", "return outputs  # (B, 1000) on device1")],
        {"pipeline_placement", "pipeline_matches_unsplit"}),
     _m("pipeline_drops_last", "forgets the last micro-batch's layer2 after the loop",
-       [("        outputs.append(self.relu2(self.layer2(moved)))\n        return torch.cat", "        return torch.cat")],
+       [("        outputs.append(self.relu2(self.layer2(moved)))\n        return torch.cat",
+         "        return torch.cat")],
        {"pipeline_matches_unsplit"}),
+]
+# Part 5, written differently: every check (the pipeline's included) must pass.
+PIPELINE_VARIANTS = [
+    _m("variant_pipeline_plain_loop", "one loop: layer1, the move and layer2 for each micro-batch in turn", [(
+        "        chunks = iter(x.to(self.device0).split(self.split_size, dim=0))\n"
+        "        moved = self.relu1(self.layer1(next(chunks))).to(self.device1)  # micro-batch 0 crosses over\n"
+        "        outputs = []\n"
+        "        for chunk in chunks:\n"
+        "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ...\n"
+        "            moved = self.relu1(self.layer1(chunk)).to(self.device1)  # ... while device0 runs i+1\n"
+        "        outputs.append(self.relu2(self.layer2(moved)))\n",
+        "        outputs = []  # nothing waits for a GPU: device0 starts micro-batch i+1 while device1 runs i\n"
+        "        for chunk in x.to(self.device0).split(self.split_size, dim=0):\n"
+        "            outputs.append(self.relu2(self.layer2(self.relu1(self.layer1(chunk)).to(self.device1))))\n")],
+       set()),
 ]
 SAMPLES = [m for m in MUTANTS if m.sample]
 
@@ -397,4 +421,5 @@ def quick_edits() -> list[Mutant]:
     return [m for m in EVERY_EDIT if not m.slow]
 
 
+# (PIPELINE_VARIANTS not yet: the doctor's unexpected_verdicts does not know them.)
 EVERY_EDIT = MUTANTS + VARIANTS + PIPELINE_MUTANTS

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,8 @@ import torch
 from conftest import REPO
 
 from autograder.cli import main
+from autograder.rubric import load_rubric
+from autograder.samples import SAMPLES
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -51,12 +54,31 @@ def test_malformed_rubric_is_a_clear_error(tmp_path, capsys):
     assert "points must be a number >= 0" in capsys.readouterr().err
 
 
+def _tables(stdout: str) -> dict[str, tuple[set[str], str]]:
+    """submission -> (its FAIL rows' check ids, its total), from the tables `grade` prints."""
+    tables: dict[str, tuple[set[str], str]] = {}
+    lines = stdout.splitlines()
+    name = None
+    for line, following in zip(lines, lines[1:] + [""], strict=True):
+        if following.startswith("check "):
+            name = line.split()[0]
+            tables[name] = (set(), "")
+        elif name and re.match(r"\w+ +\d+/\d+ +FAIL", line):
+            tables[name][0].add(line.split()[0])
+        elif name and line.startswith("total "):
+            tables[name] = (tables[name][0], line.split()[1])
+    return tables
+
+
 def test_no_path_grades_the_bundled_samples():
     done = _run("grade", "--devices", "sim")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("total") == 5
-    assert "reference" in done.stdout and "100/100" in done.stdout
-    assert "copy_via_host" in done.stdout and "90/100" in done.stdout
+    rubric = load_rubric()
+    expected = {"reference": (set(), "100/100")}
+    for mutant in SAMPLES:  # each sample loses exactly its checks' points, in its own table
+        lost = sum(rubric.check(check).points for check in mutant.fails)
+        expected[mutant.name] = (set(mutant.fails), f"{rubric.max_score - lost:g}/{rubric.max_score:g}")
+    assert _tables(done.stdout) == expected
 
 
 @pytest.mark.parametrize(("argv", "says"), [

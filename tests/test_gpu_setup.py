@@ -66,4 +66,6 @@ def test_what_the_setup_means_for_grading(monkeypatch):
     assert cached["advice"] == [] and cached["kernel_cache"] == "/var/cache/cuda"
     monkeypatch.setattr("autograder.gpu_setup.mps_active", lambda environ=None: True)
     found = gpu_setup(_torch((9, 0), ("sm_90",)), _smi("Prohibited\n"), environ={})
-    assert len(found["problems"]) == 2 and "MPS" in found["problems"][1] and "Prohibited" in found["problems"][0]
+    assert len(found["problems"]) == 1 and "Prohibited" in found["problems"][0] and "MPS" in found["advice"][0]
+    found = gpu_setup(_torch((9, 0), ("sm_90",)), _smi("Exclusive_Process\n"), environ={})
+    assert len(found["problems"]) == 1 and "exclusive compute mode refuses" in found["problems"][0]

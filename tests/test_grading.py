@@ -8,7 +8,15 @@ import pytest
 from conftest import REPO
 
 from autograder.grading import grade
-from autograder.samples import ALL_CHECKS, MUTANTS, PIPELINE_CHECKS, PIPELINE_MUTANTS, VARIANTS
+from autograder.samples import (
+    ALL_CHECKS,
+    MUTANTS,
+    PIPELINE_CHECKS,
+    PIPELINE_MUTANTS,
+    PIPELINE_VARIANTS,
+    TAMPERING_MUTANTS,
+    VARIANTS,
+)
 
 
 def test_reference_scores_full_marks(grade_sim):
@@ -28,7 +36,7 @@ def test_there_are_at_least_fifteen_mutants():
     assert len(MUTANTS) >= 15
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+@pytest.mark.parametrize("mutant", MUTANTS + TAMPERING_MUTANTS, ids=lambda m: m.name)
 def test_mutant_loses_exactly_its_checks(mutant, graded_samples):
     report = graded_samples.report(mutant)
     assert not report.not_graded, report.not_graded
@@ -49,7 +57,7 @@ def test_correct_variants_score_full_marks(variant, graded_samples):
 
 
 def test_every_check_is_caught_by_some_honest_mutant():
-    caught = set().union(*(m.fails for m in MUTANTS if m.name != "crash_at_import" and not m.flagged))
+    caught = set().union(*(m.fails for m in MUTANTS if m.name != "crash_at_import"))
     assert caught == ALL_CHECKS
     assert set().union(*(m.fails for m in PIPELINE_MUTANTS)) == PIPELINE_CHECKS
 
@@ -65,6 +73,13 @@ def test_part5_mutant_loses_exactly_its_checks(mutant, graded_part5):
     report = graded_part5.report(mutant)
     assert not report.not_graded, report.not_graded
     assert report.failed() == mutant.fails, {r.check.id: r.message for r in report.results if not r.passed}
+
+
+@pytest.mark.parametrize("variant", PIPELINE_VARIANTS, ids=lambda m: m.name)
+def test_part5_variants_score_full_marks(variant, graded_part5):
+    report = graded_part5.report(variant)
+    assert not report.not_graded, report.not_graded
+    assert report.failed() == set(), {r.check.id: r.message for r in report.results if not r.passed}
 
 
 def test_one_session_grades_each_submission_on_its_own(fast_rubric, tmp_path):

@@ -1,13 +1,12 @@
 """grading.yml: ours is sound; malformed ones are refused with a message naming the problem."""
 
 import copy
-import dataclasses
 
 import pytest
 import yaml
 from conftest import REPO
 
-from autograder.grading import grade
+from autograder.grading import GradingPlugin, grade
 from autograder.rubric import RubricError, load_rubric, parse_rubric
 
 GOOD = yaml.safe_load((REPO / "grading.yml").read_text())
@@ -64,13 +63,21 @@ def test_grader_without_rubric_entry_is_refused():
         grade(REPO / "solutions" / "practical8", parse_rubric(data), "sim")
 
 
-def test_disabled_check_is_not_run_or_counted():
+def test_disabled_check_is_not_run_or_counted(monkeypatch):
     data = _broken(lambda d: d["checks"]["trace_prints"].update(enabled=False))
     data["total_points"] = 95
     rubric = parse_rubric(data)
-    rubric = dataclasses.replace(rubric, checks=tuple(c for c in rubric.checks))
+    ran: list[str] = []  # the check ids of the graders the session runs for the submission
+    grade_one = GradingPlugin._grade_one
+
+    def watched(self, items, name, folder):
+        ran.extend(item.get_closest_marker("check").args[0] for item in items)
+        return grade_one(self, items, name, folder)
+
+    monkeypatch.setattr(GradingPlugin, "_grade_one", watched)
     report = grade(REPO / "solutions" / "practical8", rubric, "sim")
-    assert "trace_prints" not in {r.check.id for r in report.results} and report.score == 95
+    assert "trace_prints" not in ran and set(ran) == {c.id for c in rubric.enabled}  # not run
+    assert "trace_prints" not in {r.check.id for r in report.results} and report.score == report.max_score == 95
 
 
 def test_readme_rubric_table_matches_grading_yml():

@@ -27,7 +27,7 @@ from autograder.sandbox import probes
 from autograder.simgpu import PROFILES, simulated_gpus
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measured(name: str, gpu: str) -> dict[str, float]:
     """k per scenario (seconds returned / true seconds per timed forward), the grader's derived ratios, and the
     forwards run with the usual counts and with TIMING_MORE more warm-up or timed forwards."""

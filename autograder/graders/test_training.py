@@ -116,7 +116,7 @@ def test_train_matches_reference(observe, load_arrays, devices):
         assert np.allclose(got, want, rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL), (
             f"After {REFERENCE_STEPS} steps `model.{name}` differs from reference SGD(lr={REFERENCE_LR}) from the "
             f"weights the grader put into your layers, by up to {np.abs(got - want).max():.3g}"
-            + (f" - it did not change at all: no gradient reaches it. (A .detach() on the activation as it moves to "
+            + (" - it did not change at all: no gradient reaches it. (A .detach() on the activation as it moves to "
                "device1 cuts layer1 off.)" if np.array_equal(got, initial[name]) else
                ". Check that each step calls optimizer.zero_grad(), that SGD uses the lr argument (and nothing else: "
                "no momentum, no weight decay), and that every parameter is optimized."))

@@ -88,13 +88,17 @@ def test_hostile_submission_gains_nothing_undetected(case, batch):
         assert all(flag.get("where", "").startswith("model_parallel.py") for flag in report.flags), report.flags
     assert all(r.message for r in report.results if not r.passed)
     written = json.loads((out / case.name / "results.json").read_text())
-    assert written["score"] == report.score, "the results file on disk is not the grader's own"
+    checks = {r.check.id for r in report.results}  # (the file may carry other entries, e.g. about flags)
+    on_disk = {name for test in written["tests"] if (name := test["name"].split(":")[0]) in checks
+               and test["status"] != "passed"}
+    assert on_disk == failed and written["score"] == report.score, "the results file on disk is not the grader's own"
 
 
 def test_every_other_result_is_intact(batch):
     user, reports, out = batch
-    assert reports[BYSTANDER].score == 100 and not reports[BYSTANDER].flags
-    assert json.loads((out / BYSTANDER / "results.json").read_text())["score"] == 100
+    assert reports[BYSTANDER].failed() == set() and reports[BYSTANDER].score == 100 and not reports[BYSTANDER].flags
+    written = json.loads((out / BYSTANDER / "results.json").read_text())
+    assert all(test["status"] == "passed" for test in written["tests"]) and written["score"] == 100
     rows = (out / "summary.csv").read_text().splitlines()
     assert len(rows) == 1 + len(reports)
 
