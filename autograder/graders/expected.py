@@ -18,7 +18,7 @@ from ..sandbox.inputs import SEED, initial_weights, make_batch, make_batches
 
 __all__ = ["SEED", "LAYER_SHAPES", "home_device", "misplaced", "require_layers", "layer_problem", "unsplit_forward",
            "contract_forward", "mse", "expected_output", "reference_sgd", "expected_training", "unexplained_loss",
-           "timing_workloads"]
+           "timing_workloads", "training_tolerances"]
 
 # Forward values. Measured: the simulation is bit-exact to PyTorch on the CPU, which differs from this NumPy reference
 # by at most 6.3e-7 (absolute; outputs up to ~1) over 120 forwards of batch 1, 7 and 32 and the pipelined model's
@@ -34,6 +34,19 @@ FORWARD_RTOL, FORWARD_ATOL = 1e-5, 1e-5
 # by step 2. The doctor (training_numerics) checks the reference against LOSS_RTOL on a real GPU before GPU grading.
 LOSS_RTOL = 2e-6
 WEIGHT_RTOL, WEIGHT_ATOL = 1e-5, 1e-7
+# Real GPUs: cuBLAS sums fp32 products in another order than the CPU's BLAS (and splits K across thread blocks): ~1e-6
+# relative per product (no TF32: PyTorch leaves it off for matmul), compounded over forward, backward and 4 steps. Not
+# measured yet (no GPU has been lent to this project): 10x that per-product noise, and the doctor's training_numerics
+# checks the reference against it on each machine before grading. What this gives up on real GPUs only: losses off by
+# under 2e-5 (a layer1 that never updates still fails, by its weights).
+GPU_LOSS_RTOL = 2e-5
+GPU_WEIGHT_RTOL, GPU_WEIGHT_ATOL = 1e-4, 1e-6
+
+
+def training_tolerances(mode: str) -> tuple[float, float, float]:
+    """(loss rtol, weight rtol, weight atol) for ``mode``: the simulation computes on the CPU, real GPUs do not."""
+    return (LOSS_RTOL, WEIGHT_RTOL, WEIGHT_ATOL) if mode == "sim" else (GPU_LOSS_RTOL, GPU_WEIGHT_RTOL,
+                                                                      GPU_WEIGHT_ATOL)
 REFERENCE_LR, REFERENCE_STEPS = 0.2, 4
 
 # Timing: time_forward(warmup=TIMING_WARMUP, repeats=TIMING_REPEATS) while the probe adds known GPU work to its

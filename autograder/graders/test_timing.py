@@ -43,16 +43,17 @@ def _timed(observe, devices, grading, scenario: str) -> tuple[float, dict]:
     return seconds / true, observed
 
 
-def _follows_the_gpus(observe, devices, grading) -> tuple[float, str]:
-    """How far the seconds time_forward returns follow the GPUs' work - k("on_device0") / k("even"), 1 for any clock
-    that waits, whatever its units or divisor; ~0.1 for one that does not - and the numbers, for a message."""
+def _follows_the_gpus(observe, devices, grading) -> tuple[float, str, dict]:
+    """How far the seconds time_forward returns follow the GPUs' work - k("on_device0") / k("even"), ~1 for any clock
+    that waits, whatever its units or divisor; ~0.1 for one that does not - the numbers, for a message, and the
+    "even" observations."""
     usual, even = _timed(observe, devices, grading, "even")
     large, on_device0 = _timed(observe, devices, grading, "on_device0")
     seen = large / usual if usual > 0 else 0.0
     numbers = (f"time_forward returned {even['seconds']:.3g} s per forward when the GPUs took "
                f"{even['true_seconds']:.3g} s, and {on_device0['seconds']:.3g} s when they took "
                f"{on_device0['true_seconds']:.3g} s")
-    return seen, numbers
+    return seen, numbers, even
 
 
 def _waited(observed: dict) -> str:
@@ -68,8 +69,7 @@ def _more_forwards(observe, devices, grading, observed: dict, **more: int) -> tu
 
 @pytest.mark.check("timing_synchronizes")
 def test_timing_synchronizes(observe, devices, grading):
-    seen, numbers = _follows_the_gpus(observe, devices, grading)
-    _, even = _timed(observe, devices, grading, "even")
+    seen, numbers, even = _follows_the_gpus(observe, devices, grading)
     assert seen >= TIMING_LOW, (
         f"{numbers}: the seconds it returns do not follow the GPUs' work, so the clock stops before they finish (it "
         f"waited for {_waited(even)} after the timed forwards). CUDA work is asynchronous: the loop returns before "
@@ -78,7 +78,7 @@ def test_timing_synchronizes(observe, devices, grading):
 
 @pytest.mark.check("timing_covers_output_device")
 def test_timing_covers_output_device(observe, devices, grading):
-    seen, numbers = _follows_the_gpus(observe, devices, grading)
+    seen, numbers, _ = _follows_the_gpus(observe, devices, grading)
     assert seen >= TIMING_LOW, (
         f"{numbers}: it waits for neither GPU, so not for {devices[1]}, where each forward ends. Call "
         "torch.cuda.synchronize(model.device1) (or synchronize both devices) before reading the clock.")
@@ -108,8 +108,8 @@ def test_timing_measures_device_time(observe, devices, grading):
         f"{observed['true_seconds']:.4g} s per timed forward (CUDA events on {devices[1]}). {hint}")
     more, usual = _more_forwards(observe, devices, grading, observed, repeats=TIMING_MORE)
     assert more - usual == TIMING_MORE, (
-        f"time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS + TIMING_MORE}) ran the model {more} times "
-        f"and time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS}) {usual} times; expected {TIMING_MORE} "
+        f"time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS + TIMING_MORE}) ran the model {more} time(s) "
+        f"and time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS}) {usual}; expected {TIMING_MORE} "
         "more. Time exactly `repeats` forwards (the argument, not a number of your own) and divide by it.")
 
 
@@ -122,14 +122,14 @@ def test_timing_excludes_warmup(observe, devices, grading):
         f"time(s); expected {TIMING_WARMUP} untimed warm-up forwards, then {TIMING_REPEATS} timed ones.")
     more, usual = _more_forwards(observe, devices, grading, observed, warmup=TIMING_MORE)
     assert more - usual == TIMING_MORE, (
-        f"time_forward(warmup={TIMING_WARMUP + TIMING_MORE}, repeats={TIMING_REPEATS}) ran the model {more} times "
-        f"and time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS}) {usual} times; expected {TIMING_MORE} "
+        f"time_forward(warmup={TIMING_WARMUP + TIMING_MORE}, repeats={TIMING_REPEATS}) ran the model {more} time(s) "
+        f"and time_forward(warmup={TIMING_WARMUP}, repeats={TIMING_REPEATS}) {usual}; expected {TIMING_MORE} "
         "more. Run exactly `warmup` untimed forwards first (the argument, not a number of your own).")
     # Against what the same function returns without heavy warm-up work (so the units and arithmetic, which
     # timing_measures_device_time judges, do not count here); a clock that never waits cannot count the warm-up's
     # work, and its k (~0) stands as it is.
     usual_k, _ = _timed(observe, devices, grading, "even")
-    waits, _ = _follows_the_gpus(observe, devices, grading)
+    waits, _, _ = _follows_the_gpus(observe, devices, grading)
     relative = ratio / usual_k if waits >= TIMING_LOW and usual_k > 0 else ratio
     assert relative <= TIMING_HIGH, (
         f"When the last warm-up forward leaves long work on the GPUs, time_forward returned {relative:.1f}x what it "

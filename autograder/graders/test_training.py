@@ -16,17 +16,15 @@ import numpy as np
 import pytest
 
 from autograder.graders.expected import (
-    LOSS_RTOL,
     REFERENCE_LR,
     REFERENCE_STEPS,
     SEED,
-    WEIGHT_ATOL,
-    WEIGHT_RTOL,
     contract_forward,
     expected_training,
     misplaced,
     mse,
     require_layers,
+    training_tolerances,
     unexplained_loss,
 )
 from autograder.sandbox.inputs import initial_weights, make_batches
@@ -56,14 +54,14 @@ def _reference_run(observe, devices) -> dict:
 
 
 @pytest.mark.check("train_runs")
-def test_train_runs(observe, load_arrays, devices):
+def test_train_runs(observe, load_arrays, devices, grading):
     observed = _reference_run(observe, devices)
     losses = _losses(observed, REFERENCE_STEPS)
     require_layers(observed)
     outputs = load_arrays(observed["outputs"])
     made = [outputs[f"forward{i}"] for i in range(observed["forwards"]) if f"forward{i}" in outputs]
     targets = [y for _, y in make_batches(SEED, REFERENCE_STEPS, False)]
-    step = unexplained_loss(losses, made, targets, LOSS_RTOL)
+    step = unexplained_loss(losses, made, targets, training_tolerances(grading.mode)[0])
     assert step is None, (
         f"train() returned {losses[step]:.6f} as the loss of step {step}, but no forward of your model in that step "
         f"gives it: train() called the model {observed['forwards']} time(s) for {REFERENCE_STEPS} batches"
@@ -104,7 +102,8 @@ def test_loss_decreases(observe, load_arrays, devices):
 
 
 @pytest.mark.check("train_matches_reference")
-def test_train_matches_reference(observe, load_arrays, devices):
+def test_train_matches_reference(observe, load_arrays, devices, grading):
+    loss_rtol, weight_rtol, weight_atol = training_tolerances(grading.mode)
     observed = _reference_run(observe, devices)
     require_layers(observed)
     losses = _losses(observed, REFERENCE_STEPS)
@@ -113,7 +112,7 @@ def test_train_matches_reference(observe, load_arrays, devices):
     final, initial = load_arrays(observed["final"]), initial_weights(SEED)
     for name, want in expected_final.items():
         got = final[name]
-        assert np.allclose(got, want, rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL), (
+        assert np.allclose(got, want, rtol=weight_rtol, atol=weight_atol), (
             f"After {REFERENCE_STEPS} steps `model.{name}` differs from reference SGD(lr={REFERENCE_LR}) from the "
             f"weights the grader put into your layers, by up to {np.abs(got - want).max():.3g}"
             + (" - it did not change at all: no gradient reaches it. (A .detach() on the activation as it moves to "
@@ -121,7 +120,7 @@ def test_train_matches_reference(observe, load_arrays, devices):
                ". Check that each step calls optimizer.zero_grad(), that SGD uses the lr argument (and nothing else: "
                "no momentum, no weight decay), and that every parameter is optimized."))
     for step, (got, want) in enumerate(zip(losses, expected, strict=True)):
-        assert math.isclose(got, want, rel_tol=LOSS_RTOL), (
+        assert math.isclose(got, want, rel_tol=loss_rtol), (
             f"train() trained the layers as reference SGD(lr={REFERENCE_LR}) does, but returned {got:.7f} as the loss "
             f"of step {step}; the loss that step computes is {want:.7f}. Return `loss.item()` of the loss you call "
             "backward() on, computed before optimizer.step().")
