@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from autograder.samples import REFERENCE
 from autograder.sandbox import landlock
 from autograder.sandbox.isolation import blocked_ancestor
-from autograder.samples import REFERENCE
 
 AS_ROOT = os.geteuid() == 0
 THROWAWAY_UID = 4242
+SHM_KEY = 0x5EC0DE  # a System V shared memory key the submission creates: it must die with it
 pytestmark = pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock to test")
 USERS = ["root", "normal user"] if AS_ROOT else ["normal user"]
 HONEST_IMPORTS = "import matplotlib.pyplot, torch.utils.benchmark, logging.config, sqlite3, zoneinfo, doctest\n"
@@ -112,6 +113,11 @@ def test_student_code_reaches_nothing_private_and_no_network(user):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
+    unix_socket = folder / "agent.sock"  # an ssh-agent, D-Bus or docker.sock of the grader's
+    agent = socket.socket(socket.AF_UNIX)
+    agent.bind(str(unix_socket))
+    unix_socket.chmod(0o777)
+    agent.listen()
     home = folder / "home"  # where the instructor runs the grader from: on sys.path as the working directory
     home.mkdir(mode=0o755)
     (home / "secret.txt").write_text("token")
@@ -144,16 +150,41 @@ def test_student_code_reaches_nothing_private_and_no_network(user):
              "    _seen.append('UDP sent')\n"
              "except OSError:\n"
              "    pass\n"
+             "import ctypes as _ctypes, stat as _stat\n"
+             "for _fd in map(int, _os.listdir('/proc/self/fd')):\n"
+             "    try:\n"
+             "        if _fd > 2 and _stat.S_ISFIFO(_os.fstat(_fd).st_mode):\n"
+             "            _os.dup2(_os.open('/dev/null', _os.O_WRONLY), _fd)\n"
+             "            _seen.append(f'REPLACED pipe {_fd}')\n"
+             "    except OSError:\n"
+             "        pass\n"
+             "try:\n"
+             "    _u = _socket.socket(_socket.AF_UNIX)\n"
+             f"    _u.connect({str(unix_socket)!r})\n"
+             "    _seen.append('UNIX socket connected')\n"
+             "except OSError:\n"
+             "    pass\n"
+             "try:\n"
+             "    open('/proc/self/environ', 'rb').read()\n"
+             "    _seen.append('READ environ')\n"
+             "except OSError:\n"
+             "    pass\n"
+             "_libc = _ctypes.CDLL(None, use_errno=True)\n"
+             "if _libc.syscall(250 if _os.uname().machine == 'x86_64' else 219, 0, -3, 0) >= 0:\n"
+             "    _seen.append('KEYRING reached')\n"
+             f"_libc.shmget({SHM_KEY}, 1 << 20, 0o1666)\n"
              "raise RuntimeError('SEEN[' + '; '.join(_seen) + ']')\n")
     try:
         results = _grade(_submission(folder, probe), user, cwd=home)
     finally:
         listener.close()
+        agent.close()
     message = _import_message(results)
     assert "SEEN[" in message, message
     seen = message.split("SEEN[", 1)[1].split("]", 1)[0]
     assert seen == "", f"as {user}, student code could: {seen}"
     assert results_file.read_text() == '{"score": 10}'
+    assert f"{SHM_KEY:10d}" not in Path("/proc/sysvipc/shm").read_text(), "System V memory outlived the submission"
     assert not (REPO / "planted.txt").exists() and not (folder / "planted.txt").exists()
 
 

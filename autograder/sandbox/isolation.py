@@ -18,7 +18,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC = (0x00020000, 0x10000000, 0x20000000,
+                                                                     0x40000000, 0x08000000)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = (
     1, 2, 4, 32, 4096, 8192, 16384, 1 << 18)
 PR_SET_PDEATHSIG = 1
@@ -41,7 +42,8 @@ def unshare_namespaces(as_root: bool) -> tuple[bool, bool, list[str]]:
         return False, False, ["namespaces (not Linux): strays are killed by process group"]
     uid, gid = os.getuid(), os.getgid()
     mounts_before = mount_namespace()
-    flags = CLONE_NEWPID | CLONE_NEWNET | (CLONE_NEWNS if as_root else CLONE_NEWUSER)
+    # IPC too: System V shared memory and queues would otherwise outlive the submission and join submissions.
+    flags = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | (CLONE_NEWNS if as_root else CLONE_NEWUSER)
     notes = []
     pid_namespace = _libc.unshare(flags) == 0
     if pid_namespace and not as_root:
@@ -60,6 +62,53 @@ def unshare_namespaces(as_root: bool) -> tuple[bool, bool, list[str]]:
 def mount_namespace() -> int:
     """This process's mount namespace (its inode number; 0 off Linux)."""
     return os.stat("/proc/self/ns/mnt").st_ino if LINUX else 0
+
+
+def own_proc_entries() -> list[str]:
+    """This process's /proc folder, entry by entry, but for ``environ``: the grader's environment at the warm
+    server's start (tokens, say) is still readable there after ``os.environ`` is cleared."""
+    if not LINUX:
+        return []
+    own = f"/proc/{outer_pid()}"
+    # Not the magic links either (root, cwd, exe): a rule on one would be a rule on what it points to - "/".
+    return [path for name in os.listdir(own) if name != "environ"
+            and not os.path.islink(path := f"{own}/{name}")]
+
+
+def around(paths: Iterable[str], private: Iterable[str]) -> list[str]:
+    """``paths`` with every ``private`` folder carved out: a path that contains one is replaced by its entries (and
+    so on down), so a rule on the interpreter's prefix never covers a pip-installed autograder's hidden graders.
+    A path that is "/" is dropped (nothing may be readable wholesale)."""
+    private = {os.path.realpath(p) for p in private}
+    carved = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real == "/" or real in private:
+            continue
+        if any(p.startswith(real + os.sep) for p in private):
+            try:
+                entries = [os.path.join(path, name) for name in sorted(os.listdir(path))]
+            except OSError:
+                continue
+            carved += around(entries, private)
+        else:
+            carved.append(path)
+    return carved
+
+
+def close_inherited(keep: Iterable[int]) -> None:
+    """Close the pipes and sockets this process inherited but for ``keep``: the warm server's own (its liveness
+    pipe, multiprocessing's resource tracker, which runs unsandboxed as the grader) are none of the student's."""
+    for name in os.listdir("/proc/self/fd") if LINUX else []:
+        fd = int(name)
+        if fd in keep:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            os.close(fd)
 
 
 def outer_pid() -> int:
@@ -161,13 +210,6 @@ def python_paths() -> list[str]:
 def _holds_private(folder: str) -> bool:
     return any(os.path.exists(os.path.join(folder, *private)) for private in (
         ("autograder", "graders"), ("solutions",), ("grading.yml",), ("graders",)))
-
-
-def package_paths(package_dir: str, private: Iterable[str]) -> list[str]:
-    """Every entry of the autograder package but the ``private`` ones (the hidden graders): the submission's
-    process may import the simulation lazily, never read the graders."""
-    private = set(private)
-    return [os.path.join(package_dir, name) for name in sorted(os.listdir(package_dir)) if name not in private]
 
 
 def kill_namespace() -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import isolation, landlock
+from . import isolation, landlock, seccomp
 
 GiB = 1 << 30
 GPU_VARIABLE_PREFIXES = ("CUDA_", "NVIDIA_", "ROCR_", "HIP_")
@@ -45,7 +46,7 @@ class SandboxUnavailable(Exception):
     """A protection ``Limits`` requires cannot be applied on this machine: a problem of the grading machine."""
 
 
-def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
+def apply(limits: Limits, scratch: str, real_gpus: bool = False, protected_fds: Iterable[int] = ()) -> list[str]:
     """Sandbox this process (see the module's docstring). Returns what could not be applied; raises
     ``SandboxUnavailable`` when a required protection is missing. Only the sandboxed grandchild returns."""
     skipped = []
@@ -62,13 +63,13 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
     pid_namespace, own_mounts, notes = isolation.unshare_namespaces(as_root)
     skipped += notes
     isolation.fork_init()  # from here on: the grandchild, PID 1 of its namespace when there is one
-    readable = [*SYSTEM_READ, *isolation.python_paths(), *isolation.package_paths(_package_dir(), PRIVATE),
+    readable = [*SYSTEM_READ, *isolation.python_paths(), _package_dir(),
                 *(GPU_READ if real_gpus else ()), *(_kernel_cache() if real_gpus else ())]
     if as_root:
         try:
             if not own_mounts:
                 raise OSError("no mount namespace of its own")
-            isolation.expose(readable, _staging(scratch), machine_mounts)
+            isolation.expose(readable, _staging(scratch), machine_mounts)  # whole folders: Landlock narrows them
         except OSError as exc:
             skipped.append(f"a readable interpreter for the dropped user ({exc})")
         _drop_root(limits, scratch, gpu_groups() if real_gpus else [])
@@ -78,7 +79,9 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
         cap = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)  # counts all of this user's processes
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, hard))
     try:
-        skipped += landlock.restrict(read=readable + [f"/proc/{isolation.outer_pid()}"], write=[scratch],
+        private = [os.path.join(_package_dir(), name) for name in PRIVATE]
+        skipped += landlock.restrict(read=isolation.around(readable, private) + isolation.own_proc_entries(),
+                                     write=[scratch],
                                      devices=[*SYSTEM_DEVICES, *(GPU_DEVICES if real_gpus else ())])
     except OSError as exc:
         if limits.require_landlock:
@@ -87,6 +90,10 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False) -> list[str]:
                 "Landlock, or pass --unsafe-no-sandbox to grade without it (student code can then read and "
                 "write whatever the grader can).") from None
         skipped.append(f"Landlock ({exc}): student code can read and write whatever the grader can")
+    try:  # the reply channel stays the grader's; no sockets, keyrings or ptrace (seccomp.py says why)
+        seccomp.install(protected_fds)
+    except (OSError, KeyError) as exc:
+        skipped.append(f"seccomp filter ({exc!r})")
     # Which GPUs this job may use (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, MIG instances; CUDA reads them when the
     # student's code first touches a GPU, after this): dropping them would hand the student every GPU of the node.
     gpu_settings = {k: v for k, v in os.environ.items() if k.startswith(GPU_VARIABLE_PREFIXES)} if real_gpus else {}

@@ -92,8 +92,10 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
     shutil.copy(Path(source) / MODULE_FILE, submission / MODULE_FILE)  # the original stays untouched
     reply_fd = _State.reply_fd = replies.fileno()
     problem = gpucheck.inherited(real_gpus=mode == "cuda")  # first: what the warm server left in this fork
-    try:
-        notes = apply(limits, scratch, real_gpus=mode == "cuda")  # only the sandboxed grandchild returns
+    isolation.close_inherited(keep={0, 1, 2, requests.fileno(), reply_fd})
+    _forget_resource_tracker()
+    try:  # only the sandboxed grandchild returns
+        notes = apply(limits, scratch, real_gpus=mode == "cuda", protected_fds=(requests.fileno(), reply_fd))
         problem = problem or _unreadable_stdlib()
     except SandboxUnavailable as exc:
         os.write(reply_fd, json.dumps({"ready": False, "machine": str(exc)}).encode() + b"\n")
@@ -126,6 +128,15 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
             sys.stdout.flush()
             _reap_strays()
             os.write(reply_fd, json.dumps({**reply, "nonce": request["nonce"]}).encode() + b"\n")
+
+
+def _forget_resource_tracker() -> None:
+    """Its pipe is closed (``close_inherited``): should student code use shared memory, multiprocessing starts a
+    tracker of its own, inside the sandbox, instead of writing to the grader's unsandboxed one."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker._resource_tracker._fd = None
+    resource_tracker._resource_tracker._pid = None
 
 
 def _unreadable_stdlib() -> str | None:

@@ -11,7 +11,7 @@ autograder's modules, the reply channel), faked training and timing.
 from dataclasses import dataclass
 
 from autograder.course import SOURCE_CHECKOUT as REPO_ROOT
-from autograder.samples import ALL_CHECKS, REFERENCE, TRAIN_CHECKS, TIMING_CHECKS, by_name
+from autograder.samples import ALL_CHECKS, REFERENCE, TIMING_CHECKS, TRAIN_CHECKS, by_name
 
 STUB = (REPO_ROOT / "assignment" / "practical8" / "model_parallel.py").read_text()
 IMPORTS = "from torch import nn\n"
@@ -82,7 +82,8 @@ torch.nn.Parameter.device = property(lambda self: torch.device("cuda:1"))
                                       "        while True:\n            pass\n"
                                       "        x = self.relu1(self.layer1(x.to(self.device0)))"), ALL - {"placement"}),
     Hostile("memory_bomb", "train() allocates 16 GiB", REF.replace(
-        "    optimizer = torch.optim.SGD(", "    hog = bytearray(16 << 30)\n    optimizer = torch.optim.SGD(", 1), frozenset(TRAIN_CHECKS)),
+        "    optimizer = torch.optim.SGD(", "    hog = bytearray(16 << 30)\n    optimizer = torch.optim.SGD(", 1),
+        frozenset(TRAIN_CHECKS)),
     Hostile("fork_bomb", "time_forward() forks without end", REF.replace(
         "    def wait_for_gpus() -> None:", "    import os\n    while True:\n        os.fork()\n\n"
         "    def wait_for_gpus() -> None:", 1), frozenset(TIMING_CHECKS), flagged=True,
