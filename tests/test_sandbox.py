@@ -252,3 +252,40 @@ def test_the_interpreter_view_is_never_mounted_in_the_machines_own_namespace(tmp
     with pytest.raises(OSError, match="mount namespace of its own"):
         expose(python_paths(), str(tmp_path), mount_namespace())
     assert Path("/proc/self/mountinfo").read_text() == before
+
+
+def _process_reading(scratch: Path):
+    from autograder.sandbox import SubmissionProcess
+
+    process = SubmissionProcess(REFERENCE.parent, "sim")
+    process.scratch = scratch
+    return process
+
+
+def test_observations_swapped_for_a_zip_bomb_a_fifo_or_a_link_are_refused_at_once(tmp_path):
+    import zipfile
+
+    from autograder.sandbox import ProbeFailed
+
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as bomb:  # 96 MiB of zeros, deflated: over any probe's size
+        header = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (25165824,), }"
+        with bomb.open("out.npy", "w", force_zip64=True) as member:
+            member.write(header.ljust(127) + b"\n")
+            for _ in range(96):
+                member.write(bytes(1 << 20))
+    os.mkfifo(tmp_path / "fifo.npz")
+    np_file = tmp_path / "real.npz"
+    import numpy as np
+
+    np.savez(np_file, out=np.zeros(3, dtype=np.float32))
+    (tmp_path / "link.npz").symlink_to(np_file)
+    process = _process_reading(tmp_path)
+    try:
+        assert process.load_arrays("real.npz")["out"].shape == (3,)
+        for name in ("bomb.npz", "fifo.npz", "link.npz"):
+            started = time.monotonic()
+            with pytest.raises(ProbeFailed, match="could not be read back"):
+                process.load_arrays(name)
+            assert time.monotonic() - started < 5
+    finally:
+        process.close()

@@ -15,25 +15,29 @@ import secrets
 import select
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
 import time
 import types
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..contract import ASSIGNMENT
+from ..contract import ASSIGNMENT, MODULE_FILE
 from ..devices import require_mode
 from ..simgpu.profiles import DEFAULT_GPU, gpu_profile
 from .limits import Limits
 
 START_TIMEOUT_S = 120  # the first child waits for the warm server to import torch
 OUTPUT_KEEP_BYTES = 4000  # the student's output kept for messages (head and tail); the rest is drained away
+MAX_ARRAYS_BYTES = 64 << 20  # the largest .npz a probe saves is ~25 MB (two layers' weights and some outputs)
 MAX_REPLY_BYTES = 64 << 20  # no probe reply is this large: more means the reply pipe was tampered with
 MAX_FLAGS, MAX_FLAG_TEXT = 100, 300  # the audit hook's limits (audit.py), kept here too: its lines can be forged
+FLAGS_OVERFLOWED = "flags overflowed"  # the one flag added past MAX_FLAGS: a flood of audit lines is itself evidence
 _CONTEXT = multiprocessing.get_context("forkserver")
 # The server imports torch and the probes (and warms the optimizer) once; each submission is forked from it.
 # It never initialises CUDA, so forked children can still use the GPUs.
@@ -165,7 +169,7 @@ class SubmissionProcess:
 
     def close(self) -> None:
         self._stop()
-        shutil.rmtree(self.scratch_root, ignore_errors=True)
+        shutil.rmtree(self.scratch_root, onerror=_writable_then_retry)  # a folder made read-only is still removed
 
     def __enter__(self) -> SubmissionProcess:
         return self
@@ -246,11 +250,28 @@ class SubmissionProcess:
             found = json.loads(line)["audit"]
         except (ValueError, KeyError, TypeError):
             return True  # garbled: the hook writes whole lines, so the submission wrote this one
-        if isinstance(found, dict) and len(self.flags) < MAX_FLAGS:
+        if isinstance(found, dict):
             flag = {key: str(found.get(key, ""))[:MAX_FLAG_TEXT] for key in ("event", "where", "detail")}
             if flag not in self.flags:
-                self.flags.append(flag)
+                self._keep_flag(flag)
         return True
+
+    def _keep_flag(self, flag: dict[str, str]) -> None:
+        """Add ``flag`` within MAX_FLAGS, so that forged lines cannot crowd the real evidence out: when full, the first
+        flag of an event not seen yet takes the place of the latest repeat of another event, and one
+        ``flags overflowed`` flag (after the MAX_FLAGS kept) says that some were dropped."""
+        kept = self.flags[:MAX_FLAGS]
+        if len(kept) < MAX_FLAGS:
+            self.flags.append(flag)
+            return
+        seen: set[str] = set()
+        repeats = [i for i, old in enumerate(kept) if old["event"] in seen or seen.add(old["event"])]
+        if flag["event"] not in seen and repeats:
+            del self.flags[repeats[-1]]
+            self.flags.insert(MAX_FLAGS - 1, flag)
+        if len(self.flags) == MAX_FLAGS:
+            self.flags.append({"event": FLAGS_OVERFLOWED, "where": MODULE_FILE,
+                               "detail": f"more than {MAX_FLAGS} audit lines: the rest were dropped"})
 
     def read_flags(self) -> list[dict[str, str]]:
         """``flags``, with the audit lines already waiting in the pipe (a thread's, after the last reply)."""
@@ -271,7 +292,7 @@ class SubmissionProcess:
             while True:
                 try:
                     reply = json.loads(self._next_line(deadline))
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested deep enough to exhaust the parser
                     continue
                 if isinstance(reply, dict) and reply.get("nonce") == nonce:
                     return reply
@@ -303,9 +324,17 @@ class SubmissionProcess:
     def load_arrays(self, filename: str) -> dict[str, np.ndarray]:
         """Arrays a probe saved (.npz); ``allow_pickle=False`` refuses anything but plain numeric arrays."""
         path = self.scratch / Path(filename).name
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
+        try:  # the student's process could swap the file: a regular file, no link or FIFO, no zip bomb
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as file:
+                if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size > MAX_ARRAYS_BYTES:
+                    raise ValueError("not a plain file of a probe's size")
+                with zipfile.ZipFile(file) as archive:
+                    if sum(info.file_size for info in archive.infolist()) > MAX_ARRAYS_BYTES:
+                        raise ValueError("it unpacks to more than any probe saves")
+                file.seek(0)
+                with np.load(file, allow_pickle=False) as data:
+                    arrays = {name: data[name] for name in data.files}
         except Exception as exc:  # noqa: BLE001 - the file sat in the student's scratch folder: anything goes
             raise ProbeFailed(f"The observations of your code could not be read back ({exc}).") from None
         if not all(a.dtype.kind == "f" for a in arrays.values()):
@@ -354,6 +383,15 @@ class _no_main_module:
 
     def __exit__(self, *exc: Any) -> None:
         sys.modules["__main__"] = self.main
+
+
+def _writable_then_retry(function: Any, path: str, _exc: Any) -> None:
+    """``rmtree``'s error handler: as a normal user, a folder the student made read-only (0500) cannot be emptied
+    until it is made writable again; anything still left then is left (never the grader's failure)."""
+    with _suppress():
+        os.chmod(os.path.dirname(path), 0o700)
+        os.chmod(path, 0o700) if os.path.isdir(path) and not os.path.islink(path) else None
+        function(path)
 
 
 def _installed_here(module: Any) -> bool:
