@@ -29,8 +29,6 @@ GITHUB_FILES, GITLAB_FILES = (GITHUB_GRADE, STUDENT_GITHUB), (GITLAB_GRADE, STUD
 # Where each file's `python -m autograder` runs: the instructor's package, or the student kit (`check` only).
 PARSER = {GITHUB_GRADE: cli.main, GITLAB_GRADE: cli.main, STUDENT_GITHUB: student_cli.main,
           STUDENT_GITLAB: student_cli.main}
-# GitHub's expressions and the GitLab variables that stand for them.
-EXPRESSIONS = {"${{ inputs.submitted }}": "$SUBMITTED"}
 KNOWN_PROGRAMS = {"python", "python3", "bash"}  # what every runner has (setup-python / the image / the runner)
 
 
@@ -38,8 +36,6 @@ def _github_lines(path: Path, job: str | None = None) -> list[str]:
     jobs = yaml.safe_load(path.read_text())["jobs"]
     steps = [s for name, j in jobs.items() if job in (None, name) for s in j["steps"] if "run" in s]
     lines = [line.strip() for s in steps for line in s["run"].splitlines() if line.strip()]
-    for expression, variable in EXPRESSIONS.items():
-        lines = [line.replace(expression, variable) for line in lines]
     return lines
 
 
@@ -206,3 +202,10 @@ def test_a_stale_flag_is_caught(monkeypatch, capsys):
     assert "unrecognized arguments: --gpus 2" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _dry_parse(student_cli.main, ["check", ".", "--devices", "gpu"], monkeypatch)
+
+
+def test_no_github_expression_is_pasted_into_a_shell_line():
+    """Inputs reach the commands through the environment (as GitLab's variables do): an expression pasted into
+    `run:` is expanded before the shell parses the line - a path with `"; rm -rf ~` in it would run."""
+    for path in GITHUB_FILES:
+        assert not [line for line in _github_lines(path) if "${{" in line], path
