@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,31 @@ from .grading import Report, evidence
 from .rubric import Rubric
 
 REPORT_FILE = "report.json"
+# C0 and C1 control characters but newline and tab: a submission's exception message or flag detail carrying
+# "\x1b[2J" or an OSC 52 sequence must not clear the instructor's terminal or write to their clipboard.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: str) -> str:
+    """``text`` without control characters (``\n`` and ``\t`` stay): what every report prints or writes."""
+    return CONTROL.sub("", str(text))
+
+
+def _plain_all(value: Any) -> Any:
+    """``plain`` applied to every string in nested dicts and lists (keys too)."""
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, dict):
+        return {_plain_all(key): _plain_all(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_all(item) for item in value]
+    return value
 
 
 def gradescope_results(report: Report) -> dict[str, Any]:
     """Gradescope's results.json: score plus one test per check (name = "<check id>: <title>")."""
     flagged = "".join(f"\n{line}" for line in flagged_lines(report))
-    return {
+    return _plain_all({
         "score": report.score,
         "output": f"Graded on {report.graded_on} (cuda:0, cuda:1).{flagged}",
         "visibility": "visible",
@@ -38,7 +58,7 @@ def gradescope_results(report: Report) -> dict[str, Any]:
             }
             for r in report.results
         ],
-    }
+    })
 
 
 def flagged_lines(report: Report) -> list[str]:
@@ -61,12 +81,12 @@ def table(report: Report, width: int = 100) -> str:
     written once, at the first of them, and the others point to it."""
     import textwrap
 
-    lines = [f"{report.submission}  ({report.graded_on})",
+    lines = [f"{plain(report.submission)}  ({report.graded_on})",
              f"{'check':<30} {'points':>9}  result  message", "-" * width]
     first_with: dict[str, str] = {}
     for r in report.results:
         points = f"{r.score:g}/{r.check.points:g}"
-        text = f"(as {first_with[r.message]})" if r.message in first_with else r.message
+        text = f"(as {first_with[r.message]})" if r.message in first_with else plain(r.message)
         if r.message and r.message not in first_with:
             first_with[r.message] = r.check.id
         message = textwrap.wrap(text, width - 50) or [""]
@@ -75,7 +95,7 @@ def table(report: Report, width: int = 100) -> str:
     lines += ["-" * width, f"{'total':<30} {report.score:g}/{report.max_score:g}"]
     if report.flags:
         lines.append(f"flagged: {len(report.flags)} - review it; first: {evidence(report.flags[0])}")
-    return "\n".join(lines)
+    return plain("\n".join(lines))
 
 
 HIDDEN_UNTIL_RELEASED = ("hidden", "after_due_date", "after_published")  # Gradescope's visibilities a student
@@ -106,7 +126,7 @@ def feedback_markdown(report: Report, release_hidden: bool = False) -> str:
         lines += [f"- **{', '.join(checks)}**: {message}" for message, checks in by_message.items()]
     if report.flags:
         lines += ["", "## Flagged for review", "", *flagged_lines(report)]
-    return "\n".join(lines) + "\n"
+    return plain("\n".join(lines)) + "\n"
 
 
 def write_junit(reports: list[Report], path: Path) -> None:
@@ -115,12 +135,13 @@ def write_junit(reports: list[Report], path: Path) -> None:
 
     root = ET.Element("testsuites")
     for report in reports:
-        suite = ET.SubElement(root, "testsuite", name=report.submission, tests=str(len(report.results)),
+        suite = ET.SubElement(root, "testsuite", name=plain(report.submission), tests=str(len(report.results)),
                               failures=str(sum(not r.passed for r in report.results)))
         for r in report.results:
-            case = ET.SubElement(suite, "testcase", classname=report.submission, name=r.check.id)
+            case = ET.SubElement(suite, "testcase", classname=plain(report.submission), name=r.check.id)
             if not r.passed:
-                ET.SubElement(case, "failure", message=r.message[:500]).text = r.message
+                message = plain(r.message)
+                ET.SubElement(case, "failure", message=message[:500]).text = message
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
@@ -152,7 +173,7 @@ def write_summary(reports: list[Report], path: Path, rubric: Rubric) -> Path:
         writer.writeheader()
         for report in sorted(reports, key=lambda r: r.submission):
             scores = {r.check.id: r.score for r in report.results}
-            writer.writerow({"student": report.submission, "total": report.score,
+            writer.writerow({"student": plain(report.submission), "total": report.score,
                              **{check: scores.get(check, "") for check in columns},
-                             "flags": "; ".join(f"{flag['event']}@{flag['where']}" for flag in report.flags)})
+                             "flags": plain("; ".join(f"{flag['event']}@{flag['where']}" for flag in report.flags))})
     return path

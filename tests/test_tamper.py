@@ -22,7 +22,8 @@ from autograder.grading import Report, grade_all
 from autograder.reports import feedback_markdown, table, write_student, write_summary
 from autograder.rubric import RubricError, parse_rubric
 from autograder.samples import MUTANTS, REFERENCE, VARIANTS
-from autograder.sandbox import ProbeFailed, SubmissionProcess
+from autograder.sandbox import ProbeFailed, SubmissionProcess, audit
+from autograder.sandbox.client import FLAGS_OVERFLOWED, MAX_FLAGS
 from autograder.sandbox.scan import scan_file, scan_source
 
 ANCHOR = "from torch import nn\n"
@@ -86,6 +87,49 @@ SCANNED = [  # (event, snippet): the scan must report ``event`` at the marked li
     ("compile", "code = compile('1', 'f', 'eval')  # <-"),
     ("import of a computed name", "import importlib\nm = importlib.import_module('auto' + 'grader')  # <-"),
     ("subprocess", "__name__ = '__main__'\nif __name__ == '__main__':\n    import subprocess  # <-"),
+    # Introspection of a function: the probes' state lies in a closure (model.forward.__closure__[i].cell_contents).
+    (".__closure__", "def truth(model):\n    return model.forward.__closure__[0].cell_contents  # <-"),
+    (".cell_contents", "def truth(cell):\n    return cell.cell_contents  # <-"),
+    (".__wrapped__", "def unwrap(forward):\n    return forward.__wrapped__  # <-"),
+    (".__code__", "def code_of(forward):\n    return forward.__code__  # <-"),
+    (".__globals__", "def module_of(forward):\n    return forward.__globals__  # <-"),
+    (".__defaults__", "def defaults(forward):\n    return forward.__defaults__  # <-"),
+    (".__kwdefaults__", "def defaults(forward):\n    return forward.__kwdefaults__  # <-"),
+    (".__closure__", "def truth(model):\n    return getattr(model.forward, '__closure__')  # <-"),
+    # The modules under os, subprocess and multiprocessing, imported or looked up.
+    ("subprocess", "import _posixsubprocess  # <-"),
+    ("_posixshmem", "import _posixshmem  # <-"),
+    ("_multiprocessing", "from _multiprocessing import SemLock  # <-"),
+    ("posix", "import posix  # <-"),
+    ("posix", "import sys\nfork = sys.modules['posix'].fork  # <-"),
+    ("posix", "fork = __import__('posix').fork  # <-"),
+    # Taking over the replies pipe.
+    ("os.dup2", "import os\n\n\ndef take(fd):\n    os.dup2(fd, 1)  # <-"),
+    ("os.dup", "import os\n\n\ndef take(fd):\n    return os.dup(fd)  # <-"),
+    ("os.close", "import os\n\n\ndef drop(fd):\n    os.close(fd)  # <-"),
+    ("os.closerange", "import os\n\n\ndef drop():\n    os.closerange(3, 1024)  # <-"),
+    ("os.pipe", "import os\n\n\ndef fresh():\n    return os.pipe()  # <-"),
+    # The autograder's modules by a computed name; namespaces written by key (and the main block they make run).
+    ("import of a computed name", "import sys\nprobes = sys.modules['auto' + 'grader.sandbox.probes']  # <-"),
+    ("import of a computed name", "import sys\nname = 'x'\nprobes = sys.modules.get(name)  # <-"),
+    ("writes globals()", "globals()['__name__'] = '__main__'  # <-"),
+    ("writes vars()", "vars()['x'] = 1  # <-"),
+    ("writes sys.modules", "import sys\nsys.modules['json'] = None  # <-"),
+    ("writes globals()", "globals().update(__name__='__main__')  # <-"),
+    ("subprocess", "globals()['__name__'] = '__main__'\nif __name__ == '__main__':\n    import subprocess  # <-"),
+    ("subprocess", "vars()['__na' + 'me__'] = '__main__'\nif __name__ == '__main__':\n    import subprocess  # <-"),
+    # A module's attribute by a computed name.
+    ("getattr of a computed name", "import os\nname = 'sys' + 'tem'\nrun = getattr(os, name)  # <-"),
+    ("getattr of a computed name", "import time\nclock = getattr(time, 'perf_' + 'counter')  # <-"),
+    ("setattr of a computed name", "import gc\nsetattr(gc, 'x' + 'y', None)  # <-"),
+    ("delattr of a computed name", "import inspect\nname = 'stack'\ndelattr(inspect, name)  # <-"),
+    # The autograder beyond the student kit's modules.
+    ("import autograder", "from autograder import sandbox  # <-"),
+    ("import autograder", "from autograder import busy, grading  # <-"),
+    ("import autograder", "import autograder.samples  # <-"),
+    ("import autograder", "import autograder  # <-"),
+    ("import autograder", "import autograder.busy\nprobes = autograder.sandbox.probes  # <-"),
+    ("patches autograder.busy.record", "from autograder import busy\nbusy.record = None  # <-"),
 ]
 
 
@@ -112,6 +156,19 @@ HONEST = [  # what students write for good reasons: never a flag
     "import warnings, logging\nwarnings.warn('slow on CPU')\nlogging.getLogger(__name__).info('ready')",
     "memory = open('/proc/self/status').read()",
     "if __name__ == '__main__':\n    import subprocess\n    subprocess.run(['nvidia-smi'])\n    exec('print(1)')",
+    # The student kit's modules, which the notebook uses.
+    "from autograder.busy import record\nfrom autograder.timeline import record as timeline_record",
+    "from autograder import busy, contract, devices, notebook, simgpu, timeline\nimport autograder.simgpu.profiles",
+    "import autograder.busy\nrecorded = autograder.busy.record\nimport importlib\n"
+    "notebook = importlib.import_module('autograder.notebook')",
+    # getattr of the student's own objects by a computed name; a module's attribute by a constant; its own module.
+    "class Box:\n    size = 1\n\n    def get(self, name):\n        return getattr(self, name)\n\n\n"
+    "name = 'size'\nvalue = getattr(Box, name)\nsetattr(Box, name, 2)",
+    "def second(model):\n    return getattr(model, 'device1')",
+    "import time, sys\nclock = getattr(time, 'perf_counter')\nhere = sys.modules[__name__]\n"
+    "torch_ = sys.modules['torch']",
+    "import functools\n\n\n@functools.wraps(print)\ndef say(*args):\n    return print(*args)",
+    "import os\nfolder = os.path.join(os.getcwd(), 'out')\nnames = os.listdir('.')",
 ]
 
 
@@ -168,6 +225,9 @@ HOOKED = [  # (event, where: None = the marked line, snippet): seen at run time,
     ("/proc", None, "try:\n    open('/pr' + 'oc/1/cmdline').read()  # <-\nexcept OSError:\n    pass"),
     ("exec", None, "import builtins\ngetattr(builtins, 'ex' + 'ec')('x = 1')  # <-"),
     ("sys.settrace", None, "import sys\ngetattr(sys, 'set' + 'trace')(None)  # <-"),
+    ("patches autograder.sandbox.probes._Workloads.seconds_per_forward", "model_parallel.py",
+     "import sys\nprobes = sys.modules['auto' + 'grader.sandbox.probes']\n"
+     "setattr(probes._Workloads, 'seconds_per_' + 'forward', lambda self, marks: 0.0)  # <-"),
     # The hook's module and builtins are within reach (no audited event): rebinding them changes nothing it does.
     ("sys._getframe", None, "import builtins, sys\naudit = sys.modules['auto' + 'grader.sandbox.audit']\n"
                             "audit.FRAME_HELPERS = audit.DIRECT = audit.ANY = ()\n"
@@ -216,6 +276,103 @@ def test_the_hook_attributes_by_caller_and_counts_each_place_once(tmp_path):
                          "for _ in range(3):\n    getattr(sys, '_get' + 'frame')(0)  # <-")
     flags = _run_import(tmp_path / "submission", source)
     assert flags == [{"event": "sys._getframe", "where": f"model_parallel.py:{line}", "detail": ""}]
+
+
+def _hook_calls(tmp_path: Path, monkeypatch, library: Path) -> tuple[list, dict]:
+    """The hook, built for ``tmp_path/submission`` with ``library`` on sys.path, and what it sends; ``run[file]`` calls
+    it as code compiled from that file would (``via`` the helper defined in ``library/helper.py``)."""
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    monkeypatch.setattr("sys.path", [str(library), *__import__("sys").path])
+    sent: list = []
+    hook = audit._hook(lambda *args: sent.append(args), audit._classifier(submission))
+    helper: dict = {}
+    exec(compile("def walk(hook, event, args):\n    hook(event, args)\n", str(library / "helper.py"), "exec"), helper)
+    run = {}
+    for name, code in (("student", "def go(hook, event, args):\n    hook(event, args)\n"),
+                       ("via helper", "def go(hook, event, args):\n    walk(hook, event, args)\n")):
+        namespace = {"walk": helper["walk"]}
+        exec(compile(code, str(submission / "model_parallel.py"), "exec"), namespace)
+        run[name] = lambda event, args=(), go=namespace["go"]: go(hook, event, args)
+    return sent, run
+
+
+def test_a_library_on_pythonpath_is_not_the_students_code(tmp_path, monkeypatch):
+    """HPC sites provide torch and numpy through PYTHONPATH (``module load``): what their code does is theirs."""
+    library = tmp_path / "modules" / "torch-2.3" / "lib"
+    library.mkdir(parents=True)
+    sent, run = _hook_calls(tmp_path, monkeypatch, library)
+    run["via helper"]("sys._getframe", (1,))
+    assert sent == []
+    run["student"]("sys._getframe", (1,))
+    assert [event for event, _, _ in sent] == ["sys._getframe"]
+    classify = audit._classifier(tmp_path / "submission")
+    assert classify(str(library / "torch" / "__init__.py"))[0] == "library"
+    assert classify(str(tmp_path / "submission" / "model_parallel.py"))[0] == "student"
+    assert classify(__import__("inspect").__file__) == ("stdlib", "inspect")  # inside a prefix: still the stdlib
+
+
+def test_a_sys_path_entry_that_holds_the_submission_is_not_a_library(tmp_path, monkeypatch):
+    sent, run = _hook_calls(tmp_path, monkeypatch, tmp_path)  # the scratch folder, say, or "/"
+    run["via helper"]("sys._getframe", (1,))
+    assert [event for event, _, _ in sent] == ["sys._getframe"]
+
+
+def test_the_hook_lets_the_student_kit_be_imported_and_nothing_else_of_the_autograder(tmp_path, monkeypatch):
+    sent, run = _hook_calls(tmp_path, monkeypatch, tmp_path / "unused")
+    kit = [f"autograder.{name}" for name in ("busy", "timeline", "notebook", "simgpu", "simgpu.profiles", "devices",
+                                             "contract")]
+    for name in ["autograder", *kit]:
+        run["student"]("import", (name, None, [], [], []))
+    for path in ("__init__.py", "busy.py", "notebook.py", "simgpu/profiles.py"):
+        run["student"]("exec", (compile("", f"{audit.AUTOGRADER_DIR}/{path}", "exec"),))
+    assert sent == []
+    for name in ("autograder.sandbox.probes", "autograder.graders", "autograder.grading", "autograder.samples",
+                 "autograder.busybody"):
+        run["student"]("import", (name, None, [], [], []))
+    run["student"]("exec", (compile("", f"{audit.AUTOGRADER_DIR}/sandbox/probes.py", "exec"),))
+    assert [detail for _, _, detail in sent] == ["autograder.sandbox.probes", "autograder.graders",
+                                                 "autograder.grading", "autograder.samples", "autograder.busybody",
+                                                 "autograder/sandbox/probes.py"]
+
+
+def test_importing_the_student_kit_in_the_sandbox_is_never_flagged(tmp_path):
+    source = REFERENCE.read_text().replace(ANCHOR, ANCHOR + "from autograder.busy import record\n"
+                                           "from autograder import contract, devices, notebook, simgpu, timeline\n"
+                                           "import importlib\nkit = importlib.import_module('autograder.notebook')\n",
+                                           1)
+    assert scan_source(source, "model_parallel.py") == []
+    assert _run_import(tmp_path / "submission", source) == []
+
+
+def test_methods_of_the_sandbox_classes_are_watched(monkeypatch):
+    from autograder.sandbox import probes
+
+    sent: list = []
+    monkeypatch.setattr(audit, "_send", lambda *args: sent.append(args))
+    before = audit.snapshot()
+    audit.report_patches(before, "while nothing happened")
+    assert sent == []
+    monkeypatch.setattr(probes._Workloads, "seconds_per_forward", lambda self, marks: 0.0)
+    audit.report_patches(before, "while model_parallel.py was imported")
+    assert [event for event, _, _ in sent] == ["patches autograder.sandbox.probes._Workloads.seconds_per_forward"]
+
+
+def test_a_flood_of_forged_audit_lines_cannot_push_the_evidence_out(tmp_path):
+    """MAX_FLAGS forged lines first: the real flag still gets in (the first of its event), and one flag says that
+    lines were dropped."""
+    process = SubmissionProcess(tmp_path, "sim")
+    process._replies, _ = multiprocessing.Pipe(duplex=False)
+    forged = [{"event": "sys._getframe", "where": f"model_parallel.py:{i}", "detail": ""} for i in range(MAX_FLAGS)]
+    real = {"event": "ctypes.dlopen", "where": "model_parallel.py:7", "detail": "libc"}
+    lines = [json.dumps({"audit": flag}).encode() for flag in [*forged, real, *forged]]
+    process._buffer = b"\n".join(lines) + b'\n{"ready": true}\n'
+    try:
+        assert process._next_line(time.monotonic() + 5) == b'{"ready": true}'
+        assert real in process.flags and forged[0] in process.flags
+        assert len(process.flags) == MAX_FLAGS + 1 and process.flags[-1]["event"] == FLAGS_OVERFLOWED
+    finally:
+        process.close()
 
 
 def test_the_client_collects_audit_lines_whenever_they_come_and_keeps_each_once(tmp_path):

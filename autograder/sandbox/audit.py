@@ -57,6 +57,7 @@ WATCHED_MODULES = ("builtins", "time", "json", "json.encoder", "torch", "torch.n
                    "torch.cuda", "torch.optim")
 WATCHED_CLASSES = ("torch.Tensor", "torch.nn.Module", "torch.nn.Parameter", "torch.nn.Linear", "torch.nn.ReLU",
                    "torch.optim.Optimizer", "torch.optim.SGD", "json.encoder.JSONEncoder")
+WATCHED_PACKAGES = ("autograder.sandbox", "autograder.simgpu")  # whose classes' methods are watched too
 _STUDENT, _STDLIB, _LIBRARY, _PASS = "student", "stdlib", "library", "pass"
 
 
@@ -65,9 +66,31 @@ def _dir(path: str) -> str:
 
 
 # Whose code a file is, decided by where it lies; found here, in the warm server, before any sandbox narrows the view.
+# The interpreter's prefixes count as library too (a stdlib folder inside them is matched first: the longest folder
+# that holds a file decides), and so does every absolute sys.path entry (``install`` adds them: torch provided
+# through PYTHONPATH by an HPC ``module load`` is a library, not the student's code).
 LIBRARY_DIRS = tuple(_dir(p) for p in sorted({*(sysconfig.get_paths()[key] for key in ("purelib", "platlib")),
-                                             *site.getsitepackages(), site.getusersitepackages(), AUTOGRADER_DIR}))
+                                             *site.getsitepackages(), site.getusersitepackages(), AUTOGRADER_DIR,
+                                             sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}))
 STDLIB_DIRS = tuple(_dir(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib"))
+# The autograder's modules a student may import (the student kit ships them for the notebook): ``autograder`` itself
+# only as their package. Everything else of it (sandbox, graders, grading, samples ...) is flagged.
+STUDENT_MODULES = ("autograder.busy", "autograder.timeline", "autograder.notebook", "autograder.simgpu",
+                   "autograder.devices", "autograder.contract")
+
+
+def student_module(name: str) -> bool:
+    """Whether ``name`` (dotted) is one of ``STUDENT_MODULES`` or inside one."""
+    return any(name == m or name.startswith(m + ".") for m in STUDENT_MODULES)
+
+
+def _library_dirs(student: str) -> tuple[str, ...]:
+    """``LIBRARY_DIRS`` and the absolute sys.path entries, but none that is the submission's folder or holds it."""
+    found = {*LIBRARY_DIRS}
+    for entry in sys.path:
+        if type(entry) is str and os.path.isabs(entry):
+            found.update((_dir(entry), _dir(os.path.realpath(entry))))
+    return tuple(sorted(p for p in found if not student.startswith(p)))
 
 
 def install(reply_fd: int, submission: Path) -> None:
@@ -103,10 +126,10 @@ def _sender(fd: int):
 
 def _classifier(submission: Path):
     """``classify(filename) -> (kind, module)``: whose code a frame runs, cached per file name."""
-    libraries_, stdlib_, sep = LIBRARY_DIRS, STDLIB_DIRS, os.sep
     student = _dir(str(Path(submission).resolve()))
+    libraries_, stdlib_, sep = _library_dirs(student), STDLIB_DIRS, os.sep
     cache: dict[str, tuple[str, str]] = {}
-    abspath, next_, len_ = os.path.abspath, next, len
+    abspath, max_, len_ = os.path.abspath, max, len
     student_kind, stdlib_kind, library_kind, pass_kind = _STUDENT, _STDLIB, _LIBRARY, _PASS
 
     def classify(filename: str) -> tuple[str, str]:
@@ -119,12 +142,16 @@ def _classifier(submission: Path):
                 known = (pass_kind, "")
             elif path.startswith(student):
                 known = (student_kind, "")
-            elif path.startswith(libraries_):  # before stdlib: site-packages may lie inside the stdlib folder
-                known = (library_kind, "")
-            elif path.startswith(stdlib_):
-                prefix = next_(p for p in stdlib_ if path.startswith(p))
-                module = path[len_(prefix):-3].replace(sep, ".")
-                known = (stdlib_kind, module[:-9] if module.endswith(".__init__") else module)
+            elif path.startswith(libraries_) or path.startswith(stdlib_):
+                # The longest folder decides: site-packages lies inside the stdlib folder, which lies inside a
+                # prefix; on a tie (the stdlib folder is on sys.path too) it is the stdlib.
+                library = max_((p for p in libraries_ if path.startswith(p)), key=len_, default="")
+                prefix = max_((p for p in stdlib_ if path.startswith(p)), key=len_, default="")
+                if len_(library) > len_(prefix):
+                    known = (library_kind, "")
+                else:
+                    module = path[len_(prefix):-3].replace(sep, ".")
+                    known = (stdlib_kind, module[:-9] if module.endswith(".__init__") else module)
             else:  # not the interpreter's, not a library's: a file the student's code wrote, e.g. in /tmp
                 known = (student_kind, "")
             cache[filename] = known
@@ -145,6 +172,13 @@ def _hook(send, classify):
     direct, any_helper, frame_helpers, proc_readable = DIRECT, ANY, FRAME_HELPERS, PROC_READABLE
     frame_attributes, code_attributes = FRAME_ATTRIBUTES, CODE_ATTRIBUTES
     process_events, path_events = PROCESS_EVENTS, PATH_EVENTS
+    kit = tuple_(m[len_("autograder."):].replace(".", "/") for m in STUDENT_MODULES)  # busy, simgpu ...
+    allowed_files = frozenset(("__init__.py", *(f"{m}.py" for m in kit)))
+    allowed_folders = tuple_(f"{m}/" for m in kit)
+    allowed_names = tuple_(STUDENT_MODULES)
+
+    def allowed(name: str) -> bool:
+        return any_(name == m or name.startswith(m + ".") for m in allowed_names)
     interesting = frozenset(("sys._getframe", "sys._current_frames", "object.__getattr__", "object.__setattr__",
                              "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.settrace",
                              "sys.setprofile", "sys.addaudithook", "import", "exec", "compile", "code.__new__",
@@ -189,12 +223,17 @@ def _hook(send, classify):
             return event, "", frame_helpers, False
         if event == "import":
             name = text(args[0])
-            return ("import autograder", name, any_helper, True) if name.split(".")[0] == "autograder" else None
+            if name.split(".")[0] != "autograder" or name == "autograder" or allowed(name):
+                return None
+            return "import autograder", name, any_helper, True
         if event == "exec":
             code = args[0]
             filename = code.co_filename if type_(code) is code_type else ""
             if filename.startswith(autograder_dir):  # importlib.import_module raises no import event
-                return "import autograder", "autograder/" + filename[len_(autograder_dir):], any_helper, True
+                inside = filename[len_(autograder_dir):]
+                if inside in allowed_files or inside.startswith(allowed_folders):
+                    return None
+                return "import autograder", "autograder/" + inside, any_helper, True
             return "exec", filename, direct, False
         if event == "compile":
             return "compile", text(args[0]).strip().split("\n")[0], direct, False
@@ -257,7 +296,7 @@ def snapshot() -> dict[str, tuple[dict[str, Any], bool]]:
     for label, namespace, whole in _watched():
         values = {}
         for name, value in list(namespace.items()):
-            if whole or callable(value) or type(value) is type(sys):
+            if whole or callable(value) or type(value) is type(sys) or isinstance(value, (classmethod, property)):
                 values[name] = value
             elif type(value) is dict and name.isupper():  # a registry such as probes.PROBES
                 values.update({f"{name}[{key!r}]": v for key, v in list(value.items()) if callable(v)})
@@ -298,4 +337,10 @@ def _watched() -> list[tuple[str, Any, bool]]:
             found.append((dotted, value.__dict__, True))
     found += [(name, vars(module), False) for name, module in list(sys.modules.items())
               if name.split(".")[0] == "autograder" and module is not None]
+    # The classes the sandbox and the simulator define (probes._Workloads.seconds_per_forward ...): their methods
+    # and descriptors, not their plain values (``_State.log`` changes while a probe runs).
+    for name, module in list(sys.modules.items()):
+        if module is not None and name.startswith(WATCHED_PACKAGES):
+            found += [(f"{name}.{key}", value.__dict__, False) for key, value in list(vars(module).items())
+                      if isinstance(value, type) and value.__module__ == name]
     return found

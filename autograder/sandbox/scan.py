@@ -8,7 +8,7 @@ a module attribute raises no audit event, ``signal.signal`` neither) and what a 
 probe takes); the hook sees what the source hides (``getattr(sys, "_get" + "frame")``). Settings an honest
 submission makes are not patching: ``torch.backends.*`` flags, ``torch.manual_seed``, ``torch.set_num_threads``.
 Code under ``if __name__ == "__main__":`` never runs when the module is imported, so it is not read, unless the
-module rebinds ``__name__`` to make it run.
+module rebinds ``__name__`` (or writes through ``globals()``, ``vars()`` or ``sys.modules``) to make it run.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import builtins
 import re
 from pathlib import Path
 
-from .audit import PROC_READABLE
+from .audit import PROC_READABLE, student_module
 
 # Names that reach frames, the interpreter's objects, other processes or signal handlers, by what they are called.
 FLAGGED_NAMES = {
@@ -28,12 +28,17 @@ FLAGGED_NAMES = {
     "gc.get_referents", "os.fork", "os.forkpty", "os.system", "os.popen", "os.kill", "os.killpg", "os.setsid",
     "os.setpgid", "os.posix_spawn", "os.posix_spawnp", "signal.signal", "signal.setitimer", "signal.alarm",
     "signal.pthread_kill", "signal.set_wakeup_fd", "signal.siginterrupt", "resource.setrlimit", "resource.prlimit",
+    "os.dup", "os.dup2", "os.close", "os.closerange", "os.pipe", "os.pipe2",  # taking over the replies pipe
 }
 FLAGGED_PREFIXES = ("os.exec", "os.spawn")  # execv, execve, spawnlp ...
 FLAGGED_MODULES = {"ctypes": "ctypes", "_ctypes": "ctypes", "cffi": "ctypes", "subprocess": "subprocess",
-                   "pty": "subprocess", "autograder": "import autograder"}
+                   "pty": "subprocess", "_posixsubprocess": "subprocess", "_posixshmem": "_posixshmem",
+                   "_multiprocessing": "_multiprocessing", "posix": "posix", "autograder": "import autograder"}
 FRAME_ATTRIBUTES = {"f_back", "f_locals", "f_globals", "f_builtins", "f_trace", "tb_frame", "gi_frame", "cr_frame",
                     "ag_frame", "__globals__"}
+# Read off a function: its closure's cells, the function it wraps, its code, globals and defaults (the probes' state
+# is in a closure: model.forward.__closure__[i].cell_contents).
+FUNCTION_ATTRIBUTES = {"__closure__", "cell_contents", "__wrapped__", "__code__", "__defaults__", "__kwdefaults__"}
 HOOKS = {"__torch_function__", "__torch_dispatch__", "TorchFunctionMode", "TorchDispatchMode"}
 # Assigning to an attribute of these (modules, their classes, their submodules) patches what every caller sees.
 PATCHED_ROOTS = ("torch", "time", "json", "builtins", "sys", "os", "autograder")
@@ -42,6 +47,11 @@ SETATTR = {"builtins.setattr", "builtins.delattr", "object.__setattr__", "object
            "type.__delattr__"}
 DYNAMIC_CODE = {"builtins.exec": "exec", "builtins.eval": "eval", "builtins.compile": "compile"}
 IMPORT_CALLS = {"builtins.__import__", "importlib.import_module", "importlib.__import__"}
+# getattr(os, name) with a computed name hides what it reaches (getattr(self, name) is the student's own business).
+COMPUTED_ATTRIBUTE_MODULES = {"torch", "os", "sys", "time", "json", "builtins", "gc", "inspect", "ctypes", "signal",
+                              "subprocess"}
+ATTRIBUTE_CALLS = {"builtins.getattr", "builtins.setattr", "builtins.delattr"}
+NAMESPACE_CALLS = {"builtins.globals", "builtins.vars", "builtins.locals"}  # globals()["__name__"] = "__main__"
 AUTOGRADER_NAME = re.compile(r"autograder(\.\w+)*")
 MAX_DETAIL = 160  # characters of the source line kept as evidence
 
@@ -116,7 +126,29 @@ class _Scanner:
                 bound.add(node.arg)
         # A builtin the student did not rebind (their own `compile` function is not Python's).
         self.builtins = {name for name in dir(builtins) if name not in bound and name not in self.aliases}
-        self.runs_main = "__name__" in bound
+        # Rebinding __name__ (directly, or through globals(), vars() or sys.modules) can make the main block run.
+        self.runs_main = "__name__" in bound or any(self._namespace_write(node) for node in ast.walk(tree))
+
+    def _namespace(self, node: ast.AST) -> str | None:
+        """``globals()``, ``vars()``, ``locals()`` or ``sys.modules`` (``sys.modules[m].__dict__`` too), or None."""
+        if isinstance(node, ast.Call) and self.name(node.func) in NAMESPACE_CALLS:
+            return f"{self.name(node.func)[len('builtins.'):]}()"
+        if self.name(node) == "sys.modules":
+            return "sys.modules"
+        if isinstance(node, ast.Attribute) and node.attr == "__dict__" and isinstance(node.value, ast.Subscript) \
+                and self.name(node.value.value) == "sys.modules":
+            return "sys.modules"
+        return None
+
+    def _namespace_write(self, node: ast.AST) -> str | None:
+        """``globals()[k] = v`` (or del), ``globals().update(...)`` / ``.__setitem__`` / ``.setdefault``: the
+        namespace written, or None."""
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return self._namespace(node.value)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("update", "__setitem__", "setdefault", "pop", "__delitem__"):
+            return self._namespace(node.func.value)
+        return None
 
     def name(self, node: ast.AST) -> str | None:
         """What an expression names, as a dotted path (``torch.Tensor.device``), or None."""
@@ -149,7 +181,11 @@ class _Scanner:
             modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             return
+        if isinstance(node, ast.ImportFrom) and node.module == "autograder":
+            modules = modules[1:]  # from autograder import busy: judged by what it takes
         for module in modules:
+            if student_module(module):  # the student kit's modules (autograder.busy ...): a notebook imports them
+                continue
             event = FLAGGED_MODULES.get(module.split(".")[0])
             if event or _flagged(module):
                 yield event or module, node
@@ -163,10 +199,31 @@ class _Scanner:
                 yield dotted, node
         if isinstance(node, ast.Attribute) and node.attr in FRAME_ATTRIBUTES:
             yield f".{node.attr}", node
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and node.attr in FUNCTION_ATTRIBUTES:
+            yield f".{node.attr}", node
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            dotted = self.name(node)  # autograder.sandbox... reached through `import autograder.busy`
+            if dotted and dotted.startswith("autograder.") and not student_module(dotted):
+                yield "import autograder", node
+        loaded = isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+        if loaded and self.name(node.value) == "sys.modules":
+            yield from self._module_lookup(node.slice, node)
+        written = self._namespace_write(node)
+        if written:
+            yield f"writes {written}", node
         named = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else \
             node.name if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else None
         if named in HOOKS:
             yield named, node
+
+    def _module_lookup(self, key: ast.AST, node: ast.AST):
+        """``sys.modules[key]`` (or ``.get(key)``): a computed key, an autograder module or a flagged one."""
+        name = _constant(key)
+        if name is None:
+            if not (isinstance(key, ast.Name) and key.id == "__name__"):  # sys.modules[__name__]: its own module
+                yield "import of a computed name", node
+        elif name.split(".")[0] in FLAGGED_MODULES and not student_module(name):
+            yield FLAGGED_MODULES[name.split(".")[0]], node
 
     def _patches(self, node: ast.AST):
         """Assignments (and deletions) of attributes of torch, time, json, builtins, sys, os or the autograder."""
@@ -199,6 +256,13 @@ class _Scanner:
         if not isinstance(node, ast.Call):
             return
         function = self.name(node.func)
+        if function in ATTRIBUTE_CALLS and len(node.args) >= 2 and _constant(node.args[1]) is None:
+            owner = node.args[0]  # the module itself, by the name it was imported as: not self, not a model
+            if isinstance(owner, ast.Name) and self.name(owner) in COMPUTED_ATTRIBUTE_MODULES:
+                yield f"{function[len('builtins.'):]} of a computed name", node
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "get" and node.args and \
+                self.name(node.func.value) == "sys.modules":
+            yield from self._module_lookup(node.args[0], node)
         if function in SETATTR and len(node.args) >= 2:
             owner, attr = self.name(node.args[0]), _constant(node.args[1]) or "?"
             if owner and _patchable(f"{owner}.{attr}"):
@@ -207,7 +271,7 @@ class _Scanner:
             dotted, attr = self.name(node), _constant(node.args[1])
             if dotted and _flagged(dotted):
                 yield dotted, node
-            if attr in FRAME_ATTRIBUTES:
+            if attr in FRAME_ATTRIBUTES or attr in FUNCTION_ATTRIBUTES:
                 yield f".{attr}", node
         elif function in DYNAMIC_CODE:
             yield DYNAMIC_CODE[function], node
@@ -215,14 +279,14 @@ class _Scanner:
             module = _constant(node.args[0])
             if module is None:
                 yield "import of a computed name", node
-            elif module.split(".")[0] == "autograder":
-                yield "import autograder", node
+            elif module.split(".")[0] in FLAGGED_MODULES and not student_module(module):
+                yield FLAGGED_MODULES[module.split(".")[0]], node
 
     def _strings(self, node: ast.Constant):
         text = node.value
         if "/proc" in text and text.rstrip("/") not in PROC_READABLE:
             yield "/proc", node
-        if AUTOGRADER_NAME.fullmatch(text):  # sys.modules["autograder.sandbox.probes"]
+        if AUTOGRADER_NAME.fullmatch(text) and not student_module(text):  # sys.modules["autograder.sandbox.probes"]
             yield "import autograder", node
 
 
