@@ -22,7 +22,7 @@ LAYERS = [
     ("graders and their expectations", {"graders"}),
     ("grading", {"grading"}),
     ("reports and tools on top of grading", {"reports", "timeline", "doctor", "notebook", "gradebook", "check", "kit",
-                                             "gradescope"}),
+                                             "gradescope", "gpu_setup"}),
     ("class grading", {"batch"}),
     ("entry points", {"cli", "__main__", "__init__", "pytest_plugin", "student_cli"}),
 ]
