@@ -1,7 +1,9 @@
 """Shared helpers for the autograder's own tests."""
 
 import dataclasses
+import multiprocessing
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,6 +14,25 @@ from autograder.rubric import load_rubric
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_TIMEOUT_S = 10  # per check; the reference needs < 3 s per check on the 2-core CI box
+
+
+def answer_of_forked_child(target, *args):
+    """What ``target(*args, scratch, answer)`` sends on ``answer`` from a forked child: a test of ``limits.apply``,
+    which sandboxes (and forks) the process calling it. ``scratch`` is laid out as the sandbox lays it out (a fresh
+    folder in /tmp: as root, the dropped user must reach it), and removed afterwards."""
+    scratch = Path(tempfile.mkdtemp(prefix="practical8-test-")) / "run1"
+    scratch.mkdir()
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=target, args=(*args, str(scratch), send))
+    child.start()
+    send.close()
+    try:
+        assert receive.poll(60), f"the child sent nothing (exit code {child.join(5) or child.exitcode})"
+        return receive.recv()
+    finally:
+        child.join(30)
+        shutil.rmtree(scratch.parent, ignore_errors=True)
 HOME_VARIABLES = ("HOME", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR")
 
 

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, answer_of_forked_child
 
 from autograder.samples import REFERENCE
 from autograder.sandbox import landlock
@@ -201,18 +201,7 @@ def _apply_without_landlock(require: bool, scratch: str, answer) -> None:
 
 @pytest.mark.parametrize("require", [True, False])
 def test_without_landlock_the_sandbox_refuses_unless_told_not_to(require):
-    import multiprocessing
-
-    scratch = Path(tempfile.mkdtemp(prefix="practical8-test-")) / "run1"
-    scratch.mkdir()
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_apply_without_landlock, args=(require, str(scratch), send))
-    child.start()
-    send.close()
-    assert receive.poll(60)
-    outcome, detail = receive.recv()
-    child.join(30)
+    outcome, detail = answer_of_forked_child(_apply_without_landlock, require)
     if require:
         assert outcome == "refused" and "--unsafe-no-sandbox" in detail
     else:
@@ -267,7 +256,8 @@ def test_observations_swapped_for_a_zip_bomb_a_fifo_or_a_link_are_refused_at_onc
 
     from autograder.sandbox import ProbeFailed
 
-    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as bomb:  # 96 MiB of zeros, deflated: over any probe's size
+    # 96 MiB of zeros, deflated: more than any probe saves
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as bomb:
         header = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (25165824,), }"
         with bomb.open("out.npy", "w", force_zip64=True) as member:
             member.write(header.ljust(127) + b"\n")

@@ -4,14 +4,10 @@ Two defects that only real GPUs would show (issue 14's review), checked here whe
 cleared before CUDA starts, so the job's GPU selection must survive it; and the warm server must never run a
 backward before forking (on a CUDA build that poisons every forked child's autograd)."""
 
-import multiprocessing
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, answer_of_forked_child
 
 
 def _environment_after_limits(real_gpus: bool, scratch: str, answer) -> None:
@@ -24,30 +20,14 @@ def _environment_after_limits(real_gpus: bool, scratch: str, answer) -> None:
     answer.send(dict(os.environ))
 
 
-def _run(real_gpus: bool, tmp_path) -> dict:
-    # Laid out as the sandbox lays it out (a fresh folder in /tmp): as root, the dropped user must reach it.
-    scratch = Path(tempfile.mkdtemp(prefix="practical8-test-")) / "run1"
-    scratch.mkdir()
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_environment_after_limits, args=(real_gpus, str(scratch), send))
-    child.start()
-    send.close()
-    assert receive.poll(60), f"the child sent nothing (exit code {child.join(5) or child.exitcode})"
-    environment = receive.recv()
-    child.join(30)
-    shutil.rmtree(scratch.parent, ignore_errors=True)
-    return environment
-
-
-def test_the_jobs_gpu_selection_survives_the_cleared_environment(tmp_path):
-    environment = _run(True, tmp_path)
+def test_the_jobs_gpu_selection_survives_the_cleared_environment():
+    environment = answer_of_forked_child(_environment_after_limits, True)
     assert environment["CUDA_VISIBLE_DEVICES"] == "2,3" and environment["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     assert "SECRET_TOKEN" not in environment
 
 
-def test_on_simulated_gpus_nothing_of_the_grading_machine_is_kept(tmp_path):
-    environment = _run(False, tmp_path)
+def test_on_simulated_gpus_nothing_of_the_grading_machine_is_kept():
+    environment = answer_of_forked_child(_environment_after_limits, False)
     assert "CUDA_VISIBLE_DEVICES" not in environment and "SECRET_TOKEN" not in environment
 
 

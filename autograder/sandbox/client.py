@@ -390,7 +390,8 @@ def _writable_then_retry(function: Any, path: str, _exc: Any) -> None:
     until it is made writable again; anything still left then is left (never the grader's failure)."""
     with _suppress():
         os.chmod(os.path.dirname(path), 0o700)
-        os.chmod(path, 0o700) if os.path.isdir(path) and not os.path.islink(path) else None
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)
         function(path)
 
 

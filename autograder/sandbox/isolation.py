@@ -1,11 +1,11 @@
 """The submission's process in namespaces of its own: a PID namespace (nothing it starts outlives it), no network,
 and, as root, a view of the filesystem in which the dropped user can read the Python it runs on.
 
-``enter`` is called by the child the warm server forked, before any student code: it unshares the namespaces,
-forks once more, and only the grandchild returns (it is PID 1 of the new namespace: when it dies, the kernel kills
-everything it started, double-forked and setsid'd processes included). The child in between waits and exits as
-the grandchild did. Every step that this machine refuses is returned as a note; nothing here is required, the
-caller decides what a missing protection means.
+``limits.apply`` calls these in the child the warm server forked, before any student code: ``unshare_namespaces``,
+then ``fork_init``, which forks once more; only the grandchild returns (it is PID 1 of the new namespace: when it
+dies, the kernel kills everything it started, double-forked and setsid'd processes included). The child in
+between waits and exits as the grandchild did. Every step that this machine refuses is returned as a note; nothing
+here is required, the caller decides what a missing protection means.
 """
 
 from __future__ import annotations
@@ -129,12 +129,7 @@ def fork_init() -> None:
             os._exit(1)  # parent lies outside this PID namespace; the grader then kills this process by its PID)
         return
     os.closerange(3, 1 << 16)  # the child owns the pipes; this process only waits
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except InterruptedError:
-            continue
+    _, status = os.waitpid(child, 0)  # retried on EINTR by Python itself (PEP 475)
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))
