@@ -38,6 +38,9 @@ GRADE_EXAMPLES = """examples:
   python -m autograder grade path/to/student --results results.json
   python -m autograder grade submitted/ --out graded/ -j 2      # a class: graded/<student>/, graded/summary.csv
 """
+DEVICES = {"choices": CHOICES, "default": "auto",
+           "help": "auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse"}
+RUBRIC = {"type": Path, "help": "grading.yml (default: the course directory's)"}
 SIM_GPU = {"choices": list(PROFILES), "default": DEFAULT_GPU,
            "help": "the GPU the simulation models (when it simulates; default: %(default)s)"}
 
@@ -57,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder holding model_parallel.py, or with --out a folder of student folders")
     g.add_argument("--out", type=Path, help="grade every <student>/ under SUBMISSION_DIR, write reports here")
     g.add_argument("--results", type=Path, help="write Gradescope results.json here")
-    g.add_argument("--devices", choices=CHOICES, default="auto",
-                   help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
-    g.add_argument("--rubric", type=Path, help="grading.yml (default: the course directory's)")
+    g.add_argument("--devices", **DEVICES)
+    g.add_argument("--rubric", **RUBRIC)
     g.add_argument("-j", "--jobs", type=_positive, default=1, help="with --out: grade this many submissions at once")
     g.add_argument("--force", action="store_true", help="with --out: re-grade even unchanged submissions")
     g.add_argument("--shard", help="with --out: grade only shard I/N of the class (e.g. a Slurm array task)")
@@ -78,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "against split_size); the numbers go to a .json beside the picture.",
                             epilog="example: python -m autograder timeline --out docs/timeline.png --devices sim")
     t.add_argument("--out", type=Path, default=Path("timeline.png"), help="PNG to write (default: %(default)s)")
-    t.add_argument("--devices", choices=CHOICES, default="auto",
-                   help="auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse")
+    t.add_argument("--devices", **DEVICES)
     t.add_argument("--sim-gpu", **SIM_GPU)
     t.add_argument("--sweep", action="store_true", help="draw the pipelined speed-up against split_size instead")
     t.set_defaults(func=_timeline)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                             epilog="example: python -m autograder merge graded-1 graded-2 --out graded")
     m.add_argument("sources", nargs="+", type=Path, help="the --out folders of the shards (grade --shard I/N)")
     m.add_argument("--out", type=Path, required=True, help="the folder to merge them into (may be one of them)")
-    m.add_argument("--rubric", type=Path, help="grading.yml (default: the course directory's)")
+    m.add_argument("--rubric", **RUBRIC)
     m.set_defaults(func=_merge)
     r = commands.add_parser("release", parents=[course],
                             help="regenerate assignment/ from solutions/ (nbgrader generate_assignment)")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "reference, no mutants. Hand it out with the assignment.",
                             epilog="example: python -m autograder student-kit --out assignment/practical8/")
     k.add_argument("--out", type=Path, default=Path("kit"), help="folder for the wheel (default: %(default)s)")
-    k.add_argument("--rubric", type=Path, help="grading.yml (default: the course directory's)")
+    k.add_argument("--rubric", **RUBRIC)
     k.set_defaults(func=_student_kit)
     s = commands.add_parser("gradescope", parents=[course],
                             help="build Gradescope's autograder.zip (grades on simulated GPUs)",
