@@ -342,6 +342,12 @@ VARIANTS = [
        [("        optimizer.zero_grad()\n", ""),
         ("        optimizer.step()\n", "        optimizer.step()\n        optimizer.zero_grad()  # for the next\n")],
        set()),
+    # Issue 21: the keyword form once left the parameters on the CPU on simulated GPUs (three honest 0/120).
+    _m("variant_keyword_device", "moves modules and tensors with .to(device=...) in keyword form",
+       [(".to(self.device0)\n", ".to(device=self.device0)\n"), (".to(self.device1)\n", ".to(device=self.device1)\n"),
+        ("x = self.relu1(self.layer1(x.to(self.device0)))", "x = self.relu1(self.layer1(x.to(device=self.device0)))"),
+        ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(device=self.device1)  # the GPU-to-GPU copy")],
+       set()),
 ]
 # Part 5 (graded only when grading.yml enables the pipeline checks): each breaks PipelinedMPModel only.
 LOOP_STEP = "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ..."

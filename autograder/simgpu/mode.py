@@ -73,6 +73,9 @@ class SimulatedCudaMode(TorchFunctionMode):
             Tensor.pin_memory: lambda f, a, k: a[0],
             Tensor.record_stream: lambda f, a, k: None,
             Tensor.type: self._type,
+            # nn.Module.to parses its arguments with this: its device= keyword is a request, not a factory's
+            # placement, so it must reach the parser unchanged (rewriting it left parameters on the CPU).
+            torch._C._nn._parse_to: self._parse_to,
         }
         for host_read in (Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__float__, Tensor.__int__,
                           Tensor.__index__, Tensor.__complex__):
@@ -165,6 +168,17 @@ class SimulatedCudaMode(TorchFunctionMode):
                 place(out, dst)
             return out
         return self._move(t, dst, dtype, non_blocking)
+
+    def _parse_to(self, func, args, kwargs):
+        """The parser nn.Module.to calls; a bare index means a CUDA device, as on a machine with GPUs."""
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+            args = (torch.device("cuda", args[0]), *args[1:])
+        if isinstance(kwargs.get("device"), int):
+            kwargs = {**kwargs, "device": torch.device("cuda", kwargs["device"])}
+        if args and isinstance(args[0], Tensor):  # .to(other): other's device and dtype
+            _, _, non_blocking, memory_format = func(*args, **kwargs)
+            return device_of(args[0]), args[0].dtype, non_blocking, memory_format
+        return func(*args, **kwargs)
 
     def _cuda(self, func, args, kwargs):
         device = kwargs.get("device", args[1] if len(args) > 1 else None)
