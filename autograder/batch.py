@@ -23,6 +23,7 @@ from .grading import Report, grade_all
 from .reports import read_student, write_student, write_summary
 from .rubric import Rubric
 from .sandbox import start_warm_server
+from .sandbox.intake import NotAPlainFile, linked_folder, read_module
 from .sandbox.limits import Limits
 from .simgpu.profiles import DEFAULT_GPU
 
@@ -52,7 +53,10 @@ def grade_stream(todo: Iterable[tuple[str, Path]], rubric: Rubric, mode: str, li
 
     def gradable() -> Iterable[tuple[str, Path]]:
         for student, folder in pending:
-            if not (folder / MODULE_FILE).is_file():
+            if (refused := linked_folder(folder, student)) is not None:  # it would grade where the link points
+                on_report(Report.all_failed(student, rubric, mode, str(refused), sim_gpu))
+                continue
+            if not os.path.lexists(folder / MODULE_FILE):  # a link or a FIFO is refused with its own line (intake)
                 on_report(Report.all_failed(student, rubric, mode, f"No {MODULE_FILE} was found in your submission "
                                             f"({folder.name}/); submit the file with this exact name.", sim_gpu))
                 continue
@@ -74,8 +78,10 @@ def fingerprint(folder: Path, rubric: Rubric, mode: str, sim_gpu: str) -> str:
     """What a result depends on: the submission, the rubric, the devices, the graders and probes. Same -> skip on
     re-run."""
     digest = hashlib.sha256(f"{mode} {sim_gpu if mode == 'sim' else ''}".encode())
-    module = folder / MODULE_FILE
-    digest.update(module.read_bytes() if module.is_file() else b"<missing>")
+    try:
+        digest.update(read_module(folder))  # never through a link (intake.py)
+    except NotAPlainFile as exc:
+        digest.update(str(exc).encode())
     digest.update(repr(rubric.checks).encode())
     digest.update(rubric.tamper.encode())  # a flagged submission's score follows the policy
     package = Path(__file__).resolve().parent

@@ -26,8 +26,9 @@ from .graders import PLUGIN_NAME
 from .rubric import Check, Rubric, RubricError
 from .sandbox import SubmissionProcess, start_warm_server
 from .sandbox.client import GradingMachineProblem
+from .sandbox.intake import NotAPlainFile, read_module
 from .sandbox.limits import Limits
-from .sandbox.scan import combine, scan_file
+from .sandbox.scan import combine, scan_source
 from .simgpu.profiles import DEFAULT_GPU, gpu_profile
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
@@ -167,8 +168,12 @@ class GradingPlugin:
 
     def _grade_one(self, items: list[pytest.Item], name: str, folder: Path) -> Report:
         self.outcomes, self.failed_at, self.undecided = {}, {}, {}
+        try:  # a plain file of the submission's own, read once through a descriptor that followed no link
+            source = read_module(folder)
+        except NotAPlainFile as exc:  # the student's to fix, with one clear line
+            return Report.all_failed(name, self.rubric, self.mode, str(exc), self.sim_gpu)
         try:
-            found = scan_file(folder / MODULE_FILE)  # at intake, before any of its code runs
+            found = scan_source(source.decode("utf-8", "replace"), MODULE_FILE)  # at intake, before any of it runs
             with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout,
                                    self.sim_gpu) as submission:
                 self.submission = submission

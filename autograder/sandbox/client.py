@@ -131,6 +131,9 @@ class SubmissionProcess:
             ready = {}
         if not isinstance(ready, dict) or not ready.get("ready"):
             self._stop()
+            if isinstance(ready, dict) and ready.get("refused"):  # not a plain file (intake.py): the student's
+                self.import_failure = str(ready["refused"])
+                raise ProbeFailed(self.import_failure)
             if isinstance(ready, dict) and ready.get("machine"):
                 self.machine_problem = str(ready["machine"])
             else:  # no student code has run yet: whatever stopped it is the machine's

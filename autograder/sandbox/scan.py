@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from .audit import PROC_READABLE, student_module
+from .intake import read_plain
 
 # Names that reach frames, the interpreter's objects, other processes or signal handlers, by what they are called.
 FLAGGED_NAMES = {
@@ -58,7 +59,7 @@ MAX_DETAIL = 160  # characters of the source line kept as evidence
 
 def scan_file(path: Path) -> list[dict[str, str]]:
     """The findings for the submission at ``path`` (empty when it is clean or does not parse)."""
-    return scan_source(Path(path).read_bytes().decode("utf-8", "replace"), Path(path).name)
+    return scan_source(read_plain(path).decode("utf-8", "replace"), Path(path).name)  # no link followed (intake)
 
 
 def scan_source(source: str, filename: str) -> list[dict[str, str]]:
@@ -78,7 +79,7 @@ def scan_source(source: str, filename: str) -> list[dict[str, str]]:
 def combine(found: list[dict[str, str]], events: list[dict[str, str]], path: Path) -> list[dict[str, str]]:
     """The scan's findings and the audit hook's events as one list, in the order of the source, one per (event,
     where); an event at a line of the submission gets that line as its evidence (the hook sends only the file:line)."""
-    lines = Path(path).read_bytes().decode("utf-8", "replace").splitlines()
+    lines = read_plain(path).decode("utf-8", "replace").splitlines()
     merged = {(flag["event"], flag["where"]): flag for flag in found}
     for event in events:
         file, _, number = event["where"].rpartition(":")

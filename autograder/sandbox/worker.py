@@ -12,7 +12,6 @@ import contextlib
 import importlib
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -24,7 +23,7 @@ import torch  # noqa: F401 - imported once in the warm server, before any fork
 
 from ..contract import MODULE, MODULE_FILE
 from ..simgpu import DEFAULT_GPU, simulated_gpus
-from . import audit, gpucheck, inputs, isolation, probes
+from . import audit, gpucheck, inputs, intake, isolation, probes
 from .limits import Limits, SandboxUnavailable, apply, in_pid_namespace
 from .recorder import CudaRecorder
 
@@ -89,7 +88,11 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
     os.dup2(output.fileno(), 2)
     submission = Path(scratch) / "submission"
     submission.mkdir()
-    shutil.copy(Path(source) / MODULE_FILE, submission / MODULE_FILE)  # the original stays untouched
+    try:  # the original stays untouched; the copy is made from a descriptor that followed no link (intake.py)
+        intake.copy_module(Path(source), submission / MODULE_FILE)
+    except intake.NotAPlainFile as exc:  # the trusted side refused it at intake already; never import through one
+        os.write(replies.fileno(), json.dumps({"ready": False, "refused": str(exc)}).encode() + b"\n")
+        os._exit(0)
     reply_fd = _State.reply_fd = replies.fileno()
     problem = gpucheck.inherited(real_gpus=mode == "cuda")  # first: what the warm server left in this fork
     isolation.close_inherited(keep={0, 1, 2, requests.fileno(), reply_fd})
