@@ -109,8 +109,9 @@ def test_exported_grades_agree_with_summary(flow):
 
 
 def _readme_trial() -> str:
-    """The README's one-machine trial, exactly as a reader copies it: the first bash block after its heading."""
-    readme = (REPO / "README.md").read_text()
+    """The one-machine trial of docs/instructors.md, exactly as a reader copies it: the first bash block after its
+    heading."""
+    readme = (REPO / "docs" / "instructors.md").read_text()
     after = readme[readme.index("**Try the whole flow on one machine first**"):]
     start = after.index("```bash\n") + len("```bash\n")
     return after[start:after.index("```", start)]

@@ -80,8 +80,8 @@ def test_disabled_check_is_not_run_or_counted(monkeypatch):
     assert "trace_prints" not in {r.check.id for r in report.results} and report.score == report.max_score == 95
 
 
-def test_readme_rubric_table_matches_grading_yml():
-    readme = (REPO / "README.md").read_text()
+def test_docs_rubric_table_matches_grading_yml():
+    readme = (REPO / "docs" / "rubric.md").read_text()
     for check in load_rubric().checks:
         row = f"| `{check.id}` | {check.points:g} | {check.visibility} |"
-        assert row in readme, f"README's rubric table is out of date for {check.id}: expected a row {row!r}"
+        assert row in readme, f"docs/rubric.md's table is out of date for {check.id}: expected a row {row!r}"
