@@ -177,10 +177,14 @@ class GradingPlugin:
             with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout,
                                    self.sim_gpu) as submission:
                 self.submission = submission
-                for i, item in enumerate(items):  # what pytest's own loop does, once per submission
-                    item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
-                    if submission.machine_problem:  # the machine's failure, not the student's: stop, grade it again
-                        raise GradingMachineProblem(submission.machine_problem)
+                try:
+                    for i, item in enumerate(items):  # what pytest's own loop does, once per submission
+                        nextitem = items[i + 1] if i + 1 < len(items) else None
+                        item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+                        if submission.machine_problem:  # decided by the trusted side (client.py): grade it again
+                            raise GradingMachineProblem(submission.machine_problem)
+                finally:  # every way out of a check tears it down, or the next submission's first check fails
+                    _tear_down(items)
                 flags = combine(found, submission.read_flags(), folder / MODULE_FILE)
         except GradingMachineProblem as exc:
             return Report.could_not_grade(name, self.rubric, self.mode, f"grading machine problem: {exc}",
@@ -240,6 +244,13 @@ class GradingPlugin:
             self.failed_at[check_id] = _grader_line(call)
         elif report.when == "call" and check_id not in self.outcomes:
             self.outcomes[check_id] = (True, "")
+
+
+def _tear_down(items: list[pytest.Item]) -> None:
+    """Tear down whatever the graders set up (pytest's own end of session does the same): after the last item it
+    is already done; after a submission left early (a machine problem, an error of ours) it is not."""
+    if items:
+        items[0].session._setupstate.teardown_exact(None)
 
 
 def _check_id(item: pytest.Item) -> str | None:

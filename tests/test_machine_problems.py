@@ -60,10 +60,10 @@ def test_a_cuda_message_from_student_code_stays_the_students_when_the_gpus_still
         assert submission.machine_problem is None
 
 
-def test_a_failure_the_self_test_confirms_is_the_machines(tmp_path):
-    """Autograd broken in the process (as after a bad fork) and the error CUDA gives for it: the self-test run right
-    after fails too, so the machine is blamed. (A submission that breaks torch on purpose to look like this gains
-    nothing - not graded is never a pass - and the audit flags the patch.)"""
+def test_a_failure_only_the_students_process_shows_is_the_students(tmp_path):
+    """Autograd broken in the process (as after a bad fork) and the error CUDA gives for it: the student's process
+    fails its own self-test too, but only the trusted side decides (issue 23, item 5): a fresh process, in which no
+    student code ran, passes the self-test, so the error is the student's code's (it broke torch itself)."""
     folder = tmp_path / "s"
     folder.mkdir()
     source = REFERENCE.read_text().replace("from torch import nn\n", (
@@ -74,7 +74,7 @@ def test_a_failure_the_self_test_confirms_is_the_machines(tmp_path):
     with SubmissionProcess(folder, "sim") as submission:
         with pytest.raises(ProbeFailed):
             submission.probe("train", 60, devices=["cuda:0", "cuda:1"], seed=0, steps=2, lr=0.1, fixed=True)
-        assert "self-test of autograd" in submission.machine_problem
+        assert submission.machine_problem is None
         assert any("torch" in flag["detail"] or "Tensor" in flag["detail"] for flag in submission.read_flags())
 
 

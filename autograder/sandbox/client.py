@@ -32,6 +32,7 @@ from ..devices import require_mode
 from ..simgpu.profiles import DEFAULT_GPU, gpu_profile
 from .limits import Limits
 
+MACHINE_CHECK = "machine_check"  # the request a fresh process answers before any student code (worker.serve)
 START_TIMEOUT_S = 120  # the first child waits for the warm server to import torch
 OUTPUT_KEEP_BYTES = 4000  # the student's output kept for messages (head and tail); the rest is drained away
 MAX_ARRAYS_BYTES = 64 << 20  # the largest .npz a probe saves is ~25 MB (two layers' weights and some outputs)
@@ -127,7 +128,7 @@ class SubmissionProcess:
         self._buffer = b""
         try:  # the first child waits for the warm server to import torch: seconds, not the student's
             ready = json.loads(self._next_line(time.monotonic() + START_TIMEOUT_S))
-        except (EOFError, TimeoutError, ValueError):
+        except (EOFError, TimeoutError, ValueError, RecursionError):
             ready = {}
         if not isinstance(ready, dict) or not ready.get("ready"):
             self._stop()
@@ -213,18 +214,55 @@ class SubmissionProcess:
         os.write(self._requests.fileno(), json.dumps({"probe": name, "args": args, "nonce": nonce}).encode() + b"\n")
         reply = self._read_reply(timeout, name, nonce)
         if not reply.get("ok"):
-            error = reply.get("error") or {}
+            error = _plain_error(reply.get("error"))
             message = _explain(error, name)
-            if error.get("machine"):  # the GPUs failed their self-test after this error too (gpucheck.py)
-                self.machine_problem = f"the grading machine failed while the submission ran: {str(error['machine'])}"
-            if error.get("during") == "import":
+            during_import = error.get("during") == "import"
+            if during_import:
                 self.import_failure = message
-                if _installed_here(error.get("missing_module")):
+            missing = error.get("missing_module") if during_import else None
+            if error.get("machine") or _installed_here(missing):
+                # Only a claim: the student's code can raise any exception, with any traceback, and write any reply
+                # it holds the nonce of. The machine's failure is decided here, by a fresh process (no student code).
+                problem = self._machine_failed(missing if _installed_here(missing) else None)
+                if problem is None:
+                    message += (" (The grading machine passed its self-test right after this error, so the error "
+                                "is your code's.)")
+                    if during_import:
+                        self.import_failure = message
+                elif missing:
                     self.machine_problem = self.import_failure = (
-                        f"the submission's process could not import {error['missing_module']!r}, which the grading "
-                        f"interpreter has: a grading machine problem, not the student's ({message})")
+                        f"the submission's process could not import {missing!r}, which the grading interpreter "
+                        f"has, and neither could a fresh sandboxed process: a grading machine problem, not the "
+                        f"student's ({message})")
+                else:
+                    self.machine_problem = f"the grading machine failed while the submission ran: {problem}"
             raise ProbeFailed(message)
-        return reply["value"]
+        return reply.get("value")
+
+    def _machine_failed(self, module: str | None) -> str | None:
+        """Why the grading machine fails, decided by the trusted side: a fresh process, in which no student code has
+        run, runs the GPU self-test (before its ready line, ``worker.serve``) and, for ``module``, tries to import it;
+        None when it passes. That process is discarded: the next probe starts another."""
+        self._stop()
+        try:
+            self._start()
+        except GradingMachineProblem as exc:
+            return str(exc)
+        try:
+            if module is None:
+                return None
+            nonce = secrets.token_hex(16)
+            os.write(self._requests.fileno(), json.dumps({"probe": MACHINE_CHECK, "args": {"module": module},
+                                                          "nonce": nonce}).encode() + b"\n")
+            try:
+                reply = self._read_reply(START_TIMEOUT_S, MACHINE_CHECK, nonce)
+            except ProbeFailed as exc:
+                return f"the fresh process checking the import of {module!r} failed: {exc}"
+            value = reply.get("value")
+            failed = value.get("failed") if isinstance(value, dict) else "no answer"
+            return None if failed is None else f"a fresh sandboxed process cannot import {module!r} either ({failed})"
+        finally:
+            self._stop()
 
     def _next_line(self, deadline: float) -> bytes:
         """One line from the replies pipe (raw bytes, never unpickled), or EOFError / TimeoutError. The audit hook's
@@ -251,8 +289,8 @@ class SubmissionProcess:
             return False
         try:
             found = json.loads(line)["audit"]
-        except (ValueError, KeyError, TypeError):
-            return True  # garbled: the hook writes whole lines, so the submission wrote this one
+        except Exception:  # noqa: BLE001 - garbled or nested past the parser (RecursionError): the hook writes
+            return True  # whole, shallow lines, so the submission wrote this one
         if isinstance(found, dict):
             flag = {key: str(found.get(key, ""))[:MAX_FLAG_TEXT] for key in ("event", "where", "detail")}
             if flag not in self.flags:
@@ -295,8 +333,8 @@ class SubmissionProcess:
             while True:
                 try:
                     reply = json.loads(self._next_line(deadline))
-                except (ValueError, RecursionError):  # not JSON, or nested deep enough to exhaust the parser
-                    continue
+                except (ValueError, RecursionError, MemoryError):  # not JSON, or nested deep enough to exhaust the
+                    continue  # parser
                 if isinstance(reply, dict) and reply.get("nonce") == nonce:
                     return reply
         except TimeoutError:
@@ -356,6 +394,14 @@ _ENTRY_POINTS = {
 
 _STUDENT_FUNCTIONS = {"__init__": "SimpleMPModel.__init__", "forward": "SimpleMPModel.forward", "train": "train()",
                       "time_forward": "time_forward()"}
+
+
+def _plain_error(error: Any) -> dict[str, str]:
+    """The error of a reply as plain strings (the reply was made in the student's process: anything may be in it)."""
+    if type(error) is not dict:
+        return {}
+    return {key: str(value)[:4000] for key, value in error.items()
+            if type(key) is str and type(value) in (str, int, float, bool) and value is not False}
 
 
 def _explain(error: dict, probe: str) -> str:

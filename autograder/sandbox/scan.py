@@ -68,10 +68,15 @@ def scan_source(source: str, filename: str) -> list[dict[str, str]]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):  # it will not import either: the checks say so to the student
         return []
+    except (RecursionError, MemoryError):  # nested past what the parser can read: no honest source is
+        return [{"event": "unreadable source", "where": f"{filename}:1", "detail": "nested too deeply to be scanned"}]
     lines = source.splitlines()
     findings: dict[tuple[str, int], None] = {}
-    for event, node in _Scanner(tree).findings():
-        findings.setdefault((event, node.lineno), None)
+    try:
+        for event, node in _Scanner(tree).findings():
+            findings.setdefault((event, node.lineno), None)
+    except RecursionError:
+        findings.setdefault(("unreadable source", 1), None)
     return [{"event": event, "where": f"{filename}:{line}", "detail": source_line(lines, line)}
             for event, line in sorted(findings, key=lambda key: (key[1], key[0]))]
 

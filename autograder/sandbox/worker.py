@@ -24,6 +24,7 @@ import torch  # noqa: F401 - imported once in the warm server, before any fork
 from ..contract import MODULE, MODULE_FILE
 from ..simgpu import DEFAULT_GPU, simulated_gpus
 from . import audit, gpucheck, inputs, intake, isolation, probes
+from .client import MACHINE_CHECK
 from .limits import Limits, SandboxUnavailable, apply, in_pid_namespace
 from .recorder import CudaRecorder
 
@@ -122,10 +123,13 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
             request = json.loads(line)
             if sim is not None:
                 sim.reset()
-            with contextlib.nullcontext(sim.clocks) if sim is not None else CudaRecorder() as log:
-                _State.log = log
-                reply = _answer(request, submission, Path(scratch))
-                _State.log = None
+            if request["probe"] == MACHINE_CHECK:  # the trusted side's question to a fresh process (client.py)
+                reply = _machine_check(request["args"])
+            else:
+                with contextlib.nullcontext(sim.clocks) if sim is not None else CudaRecorder() as log:
+                    _State.log = log
+                    reply = _answer(request, submission, Path(scratch))
+                    _State.log = None
             if os.getpid() != owner:  # a process the student's code forked: it never answers or reads requests
                 os._exit(0)
             sys.stdout.flush()
@@ -189,6 +193,18 @@ def _reap_strays() -> None:
             with contextlib.suppress(OSError):
                 os.kill(pid, 9)
         _real_sleep(0.01)
+
+
+def _machine_check(args: dict) -> dict:
+    """Whether a module the submission could not import imports here: asked only of a fresh process, before any
+    student code (answered from a process that ran student code, it would prove nothing; the client never asks one)."""
+    if _State.module is not None or _State.import_error is not None:
+        return {"ok": False, "error": {"type": "RuntimeError", "message": "student code already ran here"}}
+    try:
+        importlib.import_module(str(args.get("module")))
+    except Exception as exc:  # noqa: BLE001 - whatever stops the import, no student code caused it
+        return {"ok": True, "value": {"failed": f"{type(exc).__name__}: {str(exc)[:300]}"}}
+    return {"ok": True, "value": {"failed": None}}
 
 
 def _answer(request: dict, submission: Path, scratch: Path) -> dict:
