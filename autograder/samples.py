@@ -91,6 +91,18 @@ TIMED_BLOCK = ("    with torch.no_grad():\n        for _ in range(warmup):\n    
                "        wait_for_gpus()\n        start = time.perf_counter()\n"
                "        for _ in range(repeats):\n            model(x)\n"
                "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats\n")
+EVENT_ON_CURRENT = """    with torch.no_grad():
+        for _ in range(warmup):
+            model(x)
+        wait_for_gpus()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(repeats):
+            model(x)
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1000 / repeats
+"""
 MUTANTS = [
     _m("all_on_device0", "both layers and the activation stay on device0",
        [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)",
@@ -252,6 +264,26 @@ MUTANTS = [
     _m("divides_by_warmup_plus_repeats", "divides by warmup + repeats instead of repeats",
        [("return (time.perf_counter() - start) / repeats",
          "return (time.perf_counter() - start) / (warmup + repeats)")],
+       {"timing_measures_device_time"}),
+    # The practical's own mistake in each form: the clock misses the last forward's device1 work
+    # (tests/test_timing_table.py has the seconds each reads in each scenario).
+    _m("bare_sync_twice", "the practical's recipe: a bare torch.cuda.synchronize() after the warm-up and before the "
+                          "clock is read: both wait for cuda:0 only",
+       [("            model(x)\n        wait_for_gpus()\n        start = time.perf_counter()",
+         "            model(x)\n        torch.cuda.synchronize()\n        start = time.perf_counter()"),
+        (WAIT, "        torch.cuda.synchronize()\n        return (time.perf_counter() - start) / repeats")],
+       {"timing_covers_output_device", "timing_excludes_warmup"}),
+    _m("events_on_device0", "times with CUDA events recorded on the current device (cuda:0), then a bare synchronize",
+       [(TIMED_BLOCK, EVENT_ON_CURRENT)], {"timing_covers_output_device"}),
+    _m("sync_before_each_forward", "synchronizes before each timed forward, none after the last",
+       [("        for _ in range(repeats):\n            model(x)\n" + WAIT,
+         "        for _ in range(repeats):\n            wait_for_gpus()\n            model(x)\n"
+         "        return (time.perf_counter() - start) / repeats")],
+       TIMING_CHECKS - {"timing_excludes_warmup"}),
+    _m("times_last_iteration", "restarts the clock at each timed forward: times only the last iteration",
+       [("        start = time.perf_counter()\n        for _ in range(repeats):\n            model(x)\n" + WAIT,
+         "        for _ in range(repeats):\n            start = time.perf_counter()\n            model(x)\n"
+         "        wait_for_gpus()\n        return time.perf_counter() - start")],
        {"timing_measures_device_time"}),
     _m("times_the_warmup", "starts the clock before the warm-up forwards",
        [("        for _ in range(warmup):\n            model(x)\n        wait_for_gpus()\n"
@@ -429,3 +461,42 @@ def quick_edits() -> list[Mutant]:
 
 # (PIPELINE_VARIANTS not yet: the doctor's unexpected_verdicts does not know them.)
 EVERY_EDIT = MUTANTS + VARIANTS + PIPELINE_MUTANTS
+
+
+# Issue 21: Part 5 with CUDA streams (simgpu/streams.py), a common way to write it. device0 runs layer1 and the copy
+# of micro-batch i+1 on its stream while device1 runs layer2 of micro-batch i on its own; an event orders each copy
+# before its layer2, and device1's current stream waits for its side stream before the outputs are joined.
+PIPELINE_BODY = (
+    "        chunks = iter(x.to(self.device0).split(self.split_size, dim=0))\n"
+    "        moved = self.relu1(self.layer1(next(chunks))).to(self.device1)  # micro-batch 0 crosses over\n"
+    "        outputs = []\n"
+    "        for chunk in chunks:\n"
+    "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ...\n"
+    "            moved = self.relu1(self.layer1(chunk)).to(self.device1)  # ... while device0 runs i+1\n"
+    "        outputs.append(self.relu2(self.layer2(moved)))\n")
+STREAM_PIPELINE_BODY = (
+    "        x = x.to(self.device0)\n"
+    "        streams = (torch.cuda.Stream(self.device0), torch.cuda.Stream(device=self.device1))\n"
+    "        for stream, device in zip(streams, (self.device0, self.device1)):\n"
+    "            stream.wait_stream(torch.cuda.current_stream(device))  # x and the weights are ready first\n"
+    "        outputs = []\n"
+    "        for chunk in x.split(self.split_size, dim=0):\n"
+    "            with torch.cuda.stream(streams[0]):  # device0: layer1 of micro-batch i, and its copy\n"
+    "                moved = self.relu1(self.layer1(chunk)).to(self.device1)\n"
+    "            copied = streams[0].record_event()\n"
+    "            with torch.cuda.stream(streams[1]):  # device1: layer2 of micro-batch i once it is there\n"
+    "                streams[1].wait_event(copied)\n"
+    "                moved.record_stream(streams[1])\n"
+    "                outputs.append(self.relu2(self.layer2(moved)))\n"
+    "        torch.cuda.current_stream(self.device1).wait_stream(streams[1])\n")
+STREAM_VARIANTS = [
+    _m("variant_pipeline_streams", "Part 5 with a CUDA stream per device, an event per micro-batch, wait_stream",
+       [(PIPELINE_BODY, STREAM_PIPELINE_BODY)], set()),
+]
+STREAM_MUTANTS = [
+    _m("pipeline_streams_synchronized", "the stream pipeline, but it waits for device1's stream inside the loop",
+       [(PIPELINE_BODY, STREAM_PIPELINE_BODY.replace(
+           "                outputs.append(self.relu2(self.layer2(moved)))\n",
+           "                outputs.append(self.relu2(self.layer2(moved)))\n            streams[1].synchronize()\n"))],
+       {"pipeline_overlaps"}),
+]

@@ -318,7 +318,7 @@ def test_trace_prints_the_move(simulated_gpus, capsys):
 
 @pytest.mark.parametrize("call, message", [
     (lambda: torch.compile(nn.Linear(2, 2)), "torch.compile"),
-    (lambda: torch.cuda.Stream(), "torch.cuda.Stream"),
+    (lambda: torch.cuda.ExternalStream(0), "torch.cuda.ExternalStream"),
     (lambda: torch.ones(2, device="cuda:1").to_sparse(), "sparse"),
     (lambda: torch.ones(2).type("torch.cuda.FloatTensor"), "legacy CUDA tensor types"),
 ])

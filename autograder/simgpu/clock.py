@@ -36,6 +36,7 @@ class Interval:
     end: float
     name: str
     kind: str  # "compute", "copy" or "sleep"
+    stream: int = 0  # the device's queue it ran on: 0 is the default stream
 
 
 @dataclass(frozen=True)
@@ -61,23 +62,66 @@ class Sync:
 
 @dataclass
 class DeviceClocks:
-    """The host's virtual clock, the devices' queues, and everything they recorded."""
+    """The host's virtual clock, the devices' queues (streams), and everything they recorded."""
 
     n: int
     profile: GpuProfile = field(default_factory=lambda: gpu_profile(DEFAULT_GPU))
     now_ns: int = 0  # the host's time since the simulation started
-    ready_ns: list[int] = field(default_factory=list)
+    queues: dict[tuple[int, int], int] = field(default_factory=dict)  # (device, stream) -> when its work is done
+    current: list[int] = field(default_factory=list)  # per device: the id of its current stream
+    engine_ns: list[int] = field(default_factory=list)  # per device: when its SMs finish the compute queued so far
     intervals: list[Interval] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
     syncs: list[Sync] = field(default_factory=list)
     _seq: itertools.count = field(default_factory=itertools.count, repr=False)
+    _streams: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
 
     def __post_init__(self) -> None:
-        self.ready_ns = [self.now_ns] * self.n
+        for index in range(self.n):
+            self.queues.setdefault((index, 0), self.now_ns)
+        self.current = [0] * self.n
+        self.engine_ns = [self.now_ns] * self.n
+
+    def restarted(self) -> DeviceClocks:
+        """Fresh queues and logs, from when all queued work is done (no clock or event runs backwards). The streams
+        made so far stay valid (a model's streams outlive one run), empty; each device's current stream is its
+        default stream again."""
+        now = max(self.now_ns, *self.ready_ns)
+        fresh = DeviceClocks(self.n, self.profile, now_ns=now, queues=dict.fromkeys(self.queues, now))
+        fresh._streams = self._streams
+        return fresh
 
     def next_seq(self) -> int:
         """A global order number shared by transfers, syncs and whatever callers log."""
         return next(self._seq)
+
+    # ------------------------------------------------------------------ streams
+    def new_stream(self, index: int) -> int:
+        """A new queue on device ``index`` (``torch.cuda.Stream``): empty, so it is ready now."""
+        stream = next(self._streams)
+        self.queues[(index, stream)] = self.now_ns
+        return stream
+
+    def stream_of(self, index: int, stream: int | None) -> int:
+        return self.current[index] if stream is None else stream
+
+    def stream_ready(self, index: int, stream: int | None = None) -> int:
+        """When the work queued so far on a stream (default: the device's current one) is done."""
+        return self.queues[(index, self.stream_of(index, stream))]
+
+    def device_ready(self, index: int) -> int:
+        """When everything queued on device ``index``, on all its streams, is done."""
+        return max(ready for (device, _), ready in self.queues.items() if device == index)
+
+    @property
+    def ready_ns(self) -> list[int]:
+        """Per device: when all its streams are done (read-only)."""
+        return [self.device_ready(index) for index in range(self.n)]
+
+    def wait_until(self, index: int, stream: int | None, ns: int) -> None:
+        """The stream's later work starts no earlier than ``ns`` (``wait_event``/``wait_stream``; the host goes on)."""
+        key = (index, self.stream_of(index, stream))
+        self.queues[key] = max(self.queues[key], ns)
 
     # ------------------------------------------------------------------ the host
     def advance(self, seconds: float) -> None:
@@ -90,8 +134,9 @@ class DeviceClocks:
         return self.now_ns
 
     def wait(self, index: int, reason: str, until_ns: int | None = None) -> None:
-        """The host blocks until device ``index`` has finished all queued work (or reached ``until_ns``)."""
-        self.now_ns = max(self.now_ns, self.ready_ns[index] if until_ns is None else until_ns)
+        """The host blocks until device ``index`` has finished all queued work, on every stream (or reached
+        ``until_ns``: an event's or one stream's point)."""
+        self.now_ns = max(self.now_ns, self.device_ready(index) if until_ns is None else until_ns)
         self.syncs.append(Sync(self.next_seq(), f"cuda:{index}", reason, self.now_ns / NS))
 
     def done(self, ns: int) -> bool:
@@ -99,16 +144,21 @@ class DeviceClocks:
         return self.read() >= ns
 
     # ------------------------------------------------------------------ the devices
-    def launch(self, index: int, seconds: float, name: str, kind: str = "compute") -> int:
-        """The host launches ``seconds`` of work on device ``index``; returns when it will finish."""
+    def launch(self, index: int, seconds: float, name: str, kind: str = "compute", stream: int | None = None) -> int:
+        """The host launches ``seconds`` of work on a stream of device ``index`` (default: its current one);
+        returns when it will finish."""
         self.now_ns += to_ns(self.profile.launch_s)
-        return self._run(index, seconds, name, kind, self.now_ns)
+        return self._run(index, seconds, name, kind, self.now_ns, self.stream_of(index, stream))
 
-    def _run(self, index: int, seconds: float, name: str, kind: str, after_ns: int) -> int:
-        start = max(after_ns, self.ready_ns[index])
+    def _run(self, index: int, seconds: float, name: str, kind: str, after_ns: int, stream: int) -> int:
+        start = max(after_ns, self.queues[(index, stream)])
+        if kind == "compute":
+            start = max(start, self.engine_ns[index])
         end = start + max(1, to_ns(seconds))
-        self.ready_ns[index] = end
-        self.intervals.append(Interval(f"cuda:{index}", start / NS, end / NS, name, kind))
+        self.queues[(index, stream)] = end
+        if kind == "compute":
+            self.engine_ns[index] = end
+        self.intervals.append(Interval(f"cuda:{index}", start / NS, end / NS, name, kind, stream))
         return end
 
     def kernel(self, index: int, flops: float, nbytes: float, name: str) -> int:
@@ -121,20 +171,22 @@ class DeviceClocks:
         seconds = self.profile.copy_seconds(nbytes, peer=not via_host)
         name = f"copy {src}->{dst}"
         if not via_host:
-            # PyTorch's peer copy: a two-way barrier between both devices' streams, the copy on the source's,
-            # and the destination's stream waits for it - so it occupies (or blocks) both.
+            # PyTorch's peer copy (aten/src/ATen/native/cuda/Copy.cu, copy_device_to_device): on the source's
+            # current stream, after a two-way barrier with the destination's current stream, which then waits for
+            # the copy - so it occupies (or blocks) both of those streams, and no other.
             s, d = int(src.split(":")[1]), int(dst.split(":")[1])
+            s_key, d_key = (s, self.current[s]), (d, self.current[d])
             self.now_ns += to_ns(self.profile.launch_s)
-            start = max(self.now_ns, self.ready_ns[s], self.ready_ns[d])
+            start = max(self.now_ns, self.queues[s_key], self.queues[d_key])
             end = start + to_ns(seconds)
-            self.ready_ns[s] = self.ready_ns[d] = end
-            for index in (s, d):
-                self.intervals.append(Interval(f"cuda:{index}", start / NS, end / NS, name, "copy"))
+            self.queues[s_key] = self.queues[d_key] = end
+            for index, (_, stream) in ((s, s_key), (d, d_key)):
+                self.intervals.append(Interval(f"cuda:{index}", start / NS, end / NS, name, "copy", stream))
         elif dst != "cpu":  # host -> device from pageable memory: the host waits until it is done
             index = int(dst.split(":")[1])
             self.launch(index, seconds, name, "copy")
-            self.wait(index, "copy from host")
+            self.wait(index, "copy from host", until_ns=self.stream_ready(index))
         else:  # device -> host: the host needs the data, so it waits
             index = int(src.split(":")[1])
             self.launch(index, seconds, name, "copy")
-            self.wait(index, "copy to host")
+            self.wait(index, "copy to host", until_ns=self.stream_ready(index))

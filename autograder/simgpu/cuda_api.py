@@ -11,96 +11,8 @@ from typing import Any
 import torch
 
 from .active import active_simulation as _active
-from .clock import NS
 from .placement import SimulationUnsupported
-
-
-class SimEvent:
-    """``torch.cuda.Event``: marks the moment a device's queue reaches the point where it was recorded."""
-
-    def __init__(self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False,
-                 external: bool = False) -> None:
-        self.enable_timing = enable_timing
-        self.device: int | None = None
-        self.time: int | None = None  # virtual ns at which the device's queue reaches the event
-
-    def record(self, stream: Any = None) -> None:
-        sim = _active()
-        self.device = sim.current_device if stream is None else stream.device.index
-        self.time = max(sim.clocks.now_ns, sim.clocks.ready_ns[self.device])
-
-    def query(self) -> bool:
-        if self.time is None:
-            return True
-        clocks = _active().clocks
-        done = clocks.done(self.time)
-        if done:  # the host learned the device got there: a polling loop ends with one logged wait
-            clocks.wait(self.device, "event query", until_ns=self.time)
-        return done
-
-    def synchronize(self) -> None:
-        if self.time is not None:
-            _active().clocks.wait(self.device, "event", until_ns=self.time)
-
-    def wait(self, stream: Any = None) -> None:
-        sim = _active()
-        index = sim.current_device if stream is None else stream.device.index
-        if self.time is not None:
-            sim.clocks.ready_ns[index] = max(sim.clocks.ready_ns[index], self.time)
-
-    def elapsed_time(self, end_event: SimEvent) -> float:
-        if not self.enable_timing or not end_event.enable_timing:
-            raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
-        if self.time is None or end_event.time is None:
-            raise RuntimeError("Both events must be recorded before calculating elapsed time.")
-        if self.device != end_event.device:
-            raise RuntimeError("Both events must be recorded on the same device to compute elapsed time "
-                               f"(found cuda:{self.device} and cuda:{end_event.device}).")
-        if _active().clocks.now_ns < max(self.time, end_event.time):
-            raise RuntimeError("CUDA error: device not ready (an event has not completed; call "
-                               "end.synchronize() or torch.cuda.synchronize() first)")
-        return (end_event.time - self.time) / (NS / 1000)
-
-
-class SimStream:
-    """The default stream of one simulated device (the simulation has one queue per device)."""
-
-    def __init__(self, index: int) -> None:
-        self.device = torch.device("cuda", index)
-        self.device_index = index
-        self.cuda_stream = 0
-
-    def synchronize(self) -> None:
-        _active().clocks.wait(self.device_index, "stream")
-
-    def record_event(self, event: SimEvent | None = None) -> SimEvent:
-        event = event or SimEvent()
-        event.record(self)
-        return event
-
-    def wait_event(self, event: SimEvent) -> None:
-        event.wait(self)
-
-    def wait_stream(self, stream: SimStream) -> None:
-        clocks = _active().clocks
-        clocks.ready_ns[self.device_index] = max(clocks.ready_ns[self.device_index],
-                                                 clocks.ready_ns[stream.device_index])
-
-    def query(self) -> bool:
-        clocks = _active().clocks
-        done = clocks.done(clocks.ready_ns[self.device_index])
-        if done:
-            clocks.wait(self.device_index, "stream query")
-        return done
-
-    def is_capturing(self) -> bool:
-        return False  # CUDA graphs are not simulated
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SimStream) and other.device_index == self.device_index
-
-    def __hash__(self) -> int:
-        return hash(self.device_index)
+from .streams import SimEvent, SimStream, StreamContext, current_stream, default_stream, set_stream
 
 
 class SimDeviceContext:
@@ -121,15 +33,7 @@ class SimDeviceContext:
         _active().set_device(self.previous)
 
 
-class _StreamContext:
-    def __init__(self, stream: SimStream | None) -> None:
-        self.ctx = SimDeviceContext(stream.device_index if stream is not None else -1)
-
-    def __enter__(self):
-        return self.ctx.__enter__()
-
-    def __exit__(self, *exc):
-        self.ctx.__exit__(*exc)
+_StreamContext = StreamContext  # torch.cuda.stream(s) (streams.py)
 
 
 def _index(device: Any) -> int:
@@ -185,17 +89,19 @@ def stand_ins(sim) -> dict[str, Any]:
         "device_of": lambda obj: SimDeviceContext(obj.get_device() if obj.is_cuda else -1),
         "synchronize": synchronize,
         "Event": SimEvent,
-        "current_stream": lambda device=None: SimStream(which(device)),
-        "default_stream": lambda device=None: SimStream(which(device)),
+        "current_stream": current_stream,
+        "default_stream": default_stream,
         "stream": _StreamContext,
-        "Stream": _unsupported("torch.cuda.Stream (extra streams)", "The simulation has one queue per device; "
-                               "use the default stream, or run on real GPUs."),
+        "StreamContext": StreamContext,
+        "set_stream": set_stream,
+        "Stream": SimStream,
+        "ExternalStream": _unsupported("torch.cuda.ExternalStream", "Streams made outside PyTorch are not "
+                                       "simulated; use torch.cuda.Stream(device=...), or run on real GPUs."),
         "_sleep": sleep,
         "get_device_name": lambda device=None: _properties(sim, which(device)).name,
         "get_device_properties": lambda device=None: _properties(sim, which(device)),
         "get_device_capability": lambda device=None: sim.profile.capability,
-        "manual_seed": lambda seed: None,
-        "manual_seed_all": lambda seed: None,
+        **sim.rng.stand_ins(which, sim.n),
         "memory_allocated": lambda device=None: 0,
         "max_memory_allocated": lambda device=None: 0,
         "reset_peak_memory_stats": lambda device=None: None,

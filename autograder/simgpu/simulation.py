@@ -27,6 +27,7 @@ from .clock import DeviceClocks
 from .mode import DeviceAccounting, SimulatedCudaMode
 from .placement import SimulationUnsupported
 from .profiles import DEFAULT_GPU, GpuProfile, gpu_profile
+from .rng import DeviceGenerators
 from .virtual_time import virtual_host_clock
 
 _PATCH_LOCK = threading.Lock()
@@ -42,6 +43,7 @@ class Simulation:
         self.n, self.profile = n, gpu_profile(gpu)
         self.current_device = 0
         self.clocks = DeviceClocks(n, self.profile)
+        self.rng = DeviceGenerators(n)  # one generator per device, as torch.cuda.default_generators
         self.mode = SimulatedCudaMode(self)
 
     @property
@@ -78,7 +80,7 @@ class Simulation:
     def reset(self) -> None:
         """Fresh queues and logs, current device back to cuda:0 (between independent runs). The host's time goes
         on from where the devices finished what was queued: no clock or event runs backwards."""
-        self.clocks = DeviceClocks(self.n, self.profile, now_ns=max(self.clocks.now_ns, *self.clocks.ready_ns))
+        self.clocks = self.clocks.restarted()
         self.current_device = 0
 
 
