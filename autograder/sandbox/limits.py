@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import isolation, landlock, seccomp
+from . import isolation, landlock, names, seccomp
 
 GiB = 1 << 30
 GPU_VARIABLE_PREFIXES = ("CUDA_", "NVIDIA_", "ROCR_", "HIP_")
@@ -72,6 +72,8 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False, protected_fds: 
             isolation.expose(readable, _staging(scratch), machine_mounts)  # whole folders: Landlock narrows them
         except OSError as exc:
             skipped.append(f"a readable interpreter for the dropped user ({exc})")
+        if own_mounts:  # getpass.getuser(), pwd.getpwuid(os.getuid()) work for the dropped user (names.py)
+            skipped += names.give_uid_a_name(_student_uid(limits), scratch, _staging(scratch), machine_mounts)
         _drop_root(limits, scratch, gpu_groups() if real_gpus else [])
     else:
         skipped.append("privilege drop (not running as root)")
@@ -97,9 +99,10 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False, protected_fds: 
     # Which GPUs this job may use (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, MIG instances; CUDA reads them when the
     # student's code first touches a GPU, after this): dropping them would hand the student every GPU of the node.
     gpu_settings = {k: v for k, v in os.environ.items() if k.startswith(GPU_VARIABLE_PREFIXES)} if real_gpus else {}
+    grader_user = os.environ.get("USER")
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
-                       **gpu_settings})
+                       **names.login_variables(grader_user), **gpu_settings})
     os.chdir(scratch)
     return skipped if pid_namespace else skipped + ["strays are killed by session (no PID namespace)"]
 
@@ -132,7 +135,7 @@ def _kernel_cache() -> list[str]:
 
 
 def _drop_root(limits: Limits, scratch: str, groups: list[int]) -> None:
-    uid = limits.uid_base + isolation.outer_pid() % 30000  # the outer PID: unique among running ones
+    uid = _student_uid(limits)
     os.chmod(os.path.dirname(scratch), 0o711)  # traversable, not listable, by the student's user
     for dirpath, dirnames, filenames in os.walk(scratch):
         for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
@@ -142,6 +145,10 @@ def _drop_root(limits: Limits, scratch: str, groups: list[int]) -> None:
     os.setgid(uid)
     os.setuid(uid)
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+
+def _student_uid(limits: Limits) -> int:
+    return limits.uid_base + isolation.outer_pid() % 30000  # the outer PID: unique among running ones
 
 
 def _staging(scratch: str) -> str:

@@ -10,6 +10,7 @@ so only plain ``float``/``int``/``str``/``list``/``dict`` values leave this proc
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import asdict
@@ -224,6 +225,7 @@ def _record_outputs(model: torch.nn.Module) -> list[torch.Tensor]:
     recorded: list[torch.Tensor] = []
     forward = model.forward
 
+    @functools.wraps(forward)  # inspect.signature(model.forward) sees the student's signature, not this wrapper's
     def recording_forward(*args: Any, **kwargs: Any) -> Any:
         out = forward(*args, **kwargs)
         if isinstance(out, torch.Tensor) and len(recorded) < MAX_RECORDED_FORWARDS:
@@ -261,6 +263,7 @@ class _Workloads:
         self.marks: list[tuple[int, Any, Any]] = []  # (log seq after the forward, start event, end event)
 
     def wrap(self, forward: Callable[..., Any], log: Any) -> Callable[..., Any]:
+        @functools.wraps(forward)  # the student's signature stays visible (inspect.signature)
         def timed_forward(*args: Any, **kwargs: Any):
             i = len(self.marks)
             with torch.cuda.device(self.devices[1]):

@@ -134,6 +134,56 @@ class _Scanner:
         self.builtins = {name for name in dir(builtins) if name not in bound and name not in self.aliases}
         # Rebinding __name__ (directly, or through globals(), vars() or sys.modules) can make the main block run.
         self.runs_main = "__name__" in bound or any(self._namespace_write(node) for node in ast.walk(tree))
+        # The strings of paths to the process's own /proc entries built with its pid (f"/proc/{os.getpid()}/status",
+        # os.path.join("/proc", str(os.getpid()), "status") ...): honest, as "/proc/self/status" is.
+        self.own_proc: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.JoinedStr, ast.BinOp, ast.Call)):
+                path = self._render(node)
+                if path is not None and path.startswith("/proc/self/") and path.rstrip("/") in PROC_READABLE:
+                    self.own_proc.update(id(part) for part in ast.walk(node) if isinstance(part, ast.Constant))
+
+    def _render(self, node: ast.AST) -> str | None:
+        """The string an expression builds when its only unknown is ``os.getpid()`` (rendered "self"), else None."""
+        if isinstance(node, ast.Constant):
+            return node.value if type(node.value) in (str, int) and type(node.value) is not bool else None
+        if isinstance(node, ast.FormattedValue):
+            return None if node.format_spec else self._render(node.value)
+        if isinstance(node, ast.JoinedStr):
+            parts = [self._render(value) for value in node.values]
+            return None if None in parts else "".join(map(str, parts))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div, ast.Mod)):
+            left, right = self._render(node.left), self._render(node.right)
+            if isinstance(node.op, ast.Mod) and isinstance(node.right, ast.Tuple):
+                right = [self._render(item) for item in node.right.elts]
+                right = None if None in right else tuple(right)
+            if left is None or right is None:
+                return None
+            if isinstance(node.op, ast.Mod):
+                try:
+                    return str(left).replace("%d", "%s") % right
+                except (TypeError, ValueError):
+                    return None
+            return f"{left}{right}" if isinstance(node.op, ast.Add) else f"{str(left).rstrip('/')}/{right}"
+        if isinstance(node, ast.Call) and not node.keywords:
+            function = self.name(node.func)
+            parts = [self._render(arg) for arg in node.args]
+            if function in ("os.getpid", "posix.getpid") and not node.args:
+                return "self"
+            if None in parts:
+                return None
+            if function == "builtins.str" and len(parts) == 1:
+                return str(parts[0])
+            if function in ("os.path.join", "posixpath.join", "pathlib.Path", "pathlib.PurePath") and parts:
+                return "/".join(str(part).rstrip("/") for part in parts[:-1]) + (
+                    "/" if len(parts) > 1 else "") + str(parts[-1])
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+                template = self._render(node.func.value)
+                try:
+                    return template.format(*parts) if isinstance(template, str) else None
+                except (IndexError, KeyError, ValueError):
+                    return None
+        return None
 
     def _namespace(self, node: ast.AST) -> str | None:
         """``globals()``, ``vars()``, ``locals()`` or ``sys.modules`` (``sys.modules[m].__dict__`` too), or None."""
@@ -177,7 +227,7 @@ class _Scanner:
             yield from self._references(node)
             yield from self._patches(node)
             yield from self._calls(node)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in self.own_proc:
                 yield from self._strings(node)
 
     def _imports(self, node: ast.AST):
