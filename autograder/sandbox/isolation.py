@@ -20,9 +20,9 @@ from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC = (0x00020000, 0x10000000, 0x20000000,
                                                                      0x40000000, 0x08000000)
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = (
-    1, 2, 4, 32, 4096, 8192, 16384, 1 << 18)
-PR_SET_PDEATHSIG = 1
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 8, 32, 4096, 8192, 16384, 1 << 18)
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 LINUX = sys.platform.startswith("linux")  # elsewhere (a student's Mac running `check`) only the portable steps run
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -43,7 +43,8 @@ def unshare_namespaces(as_root: bool) -> tuple[bool, bool, list[str]]:
     uid, gid = os.getuid(), os.getgid()
     mounts_before = mount_namespace()
     # IPC too: System V shared memory and queues would otherwise outlive the submission and join submissions.
-    flags = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | (CLONE_NEWNS if as_root else CLONE_NEWUSER)
+    # A mount namespace for the normal user too: the PID namespace gets a /proc of its own (``mount_own_proc``).
+    flags = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS | (0 if as_root else CLONE_NEWUSER)
     notes = []
     pid_namespace = _libc.unshare(flags) == 0
     if pid_namespace and not as_root:
@@ -69,7 +70,7 @@ def own_proc_entries() -> list[str]:
     server's start (tokens, say) is still readable there after ``os.environ`` is cleared."""
     if not LINUX:
         return []
-    own = f"/proc/{outer_pid()}"
+    own = f"/proc/{os.readlink('/proc/self')}"  # as the mounted /proc knows it (1 in a /proc of its own)
     # Not the magic links either (root, cwd, exe): a rule on one would be a rule on what it points to - "/".
     return [path for name in os.listdir(own) if name != "environ"
             and not os.path.islink(path := f"{own}/{name}")]
@@ -111,10 +112,55 @@ def close_inherited(keep: Iterable[int]) -> None:
             os.close(fd)
 
 
+_outer = {"pid": None}  # this process's PID outside its namespace, kept before a /proc of its own hides it
+
+
 def outer_pid() -> int:
-    """This process's PID as the grader sees it (``os.getpid()`` says 1 inside a PID namespace; /proc, mounted
-    outside it, still knows the outer number)."""
+    """This process's PID as the grader sees it (``os.getpid()`` says 1 inside a PID namespace; the machine's /proc
+    still knows the outer number, and ``mount_own_proc`` keeps it before mounting the namespace's own)."""
+    if _outer["pid"] is not None:
+        return _outer["pid"]
     return int(os.readlink("/proc/self")) if LINUX else os.getpid()
+
+
+def mount_own_proc(machine_namespace: int) -> list[str]:
+    """As PID 1 of a PID namespace, in a mount namespace of this process's own: a /proc of the namespace's own, so
+    that /proc/self/task/<tid> names this process's threads by the ids its threads know (glibc's
+    pthread_setname_np, which CUDA's start-up uses, opens that path) and /proc shows no process outside. Returns
+    what this machine refused, as notes."""
+    if not LINUX:
+        return []
+    _outer["pid"] = outer_pid()
+    if os.getpid() != 1:
+        return ["a /proc of its own (no PID namespace): threads named by other threads fail (CUDA may not start)"]
+    if mount_namespace() == machine_namespace:
+        return ["a /proc of its own (no mount namespace of its own): CUDA may not start"]
+    try:
+        _call(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
+        _call(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mounting /proc")
+    except OSError as exc:
+        return [f"a /proc of its own ({exc}): threads named by other threads fail (CUDA may not start)"]
+    return []
+
+
+def set_dumpable() -> None:
+    """After a change of user the kernel makes a process non-dumpable: its /proc files become root's, and its threads
+    cannot be named (CUDA's start-up writes /proc/self/task/<tid>/comm). Its environment strings are erased first
+    (``erase_initial_environment``); core dumps stay off (RLIMIT_CORE 0) and ptrace refused (seccomp)."""
+    if LINUX:
+        _call(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "PR_SET_DUMPABLE")
+
+
+def erase_initial_environment() -> None:
+    """Zero the environment strings this process was started with (the grader's, at the warm server's start): after
+    ``os.environ`` is cleared nothing refers to them, yet /proc/<pid>/environ and /proc/<pid>/task/<tid>/environ
+    would still show them (the task folder is readable: thread names, ``cuda_contract``)."""
+    if not LINUX:
+        return
+    fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+    start, end = int(fields[47]), int(fields[48])  # env_start, env_end: fields 50 and 51 of proc(5)
+    if 0 < start < end:
+        ctypes.memset(start, 0, end - start)
 
 
 def fork_init() -> None:

@@ -30,7 +30,8 @@ _NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 READ = EXECUTE | READ_FILE | READ_DIR
-DEVICE = READ_FILE | WRITE_FILE | IOCTL_DEV
+DEVICE = READ_FILE | WRITE_FILE | IOCTL_DEV | READ_DIR  # READ_DIR: /dev/nvidia-caps is a folder
+READ_WRITE = READ_FILE | WRITE_FILE | TRUNCATE | READ_DIR  # fopen(path, "w") truncates
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -60,9 +61,11 @@ def _all_fs(abi: int) -> int:
     return rights | (REFER if abi >= 2 else 0) | (TRUNCATE if abi >= 3 else 0) | (IOCTL_DEV if abi >= 5 else 0)
 
 
-def restrict(read: Iterable[str], write: Iterable[str], devices: Iterable[str] = ()) -> list[str]:
+def restrict(read: Iterable[str], write: Iterable[str], devices: Iterable[str] = (),
+             read_write: Iterable[str] = ()) -> list[str]:
     """Allow only: reading (and executing) beneath ``read``, everything beneath ``write``, reading, writing
-    and ioctl on ``devices``; no TCP, no signals or abstract sockets beyond this process's own descendants.
+    and ioctl on ``devices``, reading and writing existing files beneath ``read_write`` (nothing created or removed
+    there: thread names in /proc); no TCP, no signals or abstract sockets beyond this process's own descendants.
     Paths that do not exist are skipped. Returns what this kernel's ABI could not enforce; raises OSError
     when Landlock is missing."""
     abi = abi_version()
@@ -74,7 +77,7 @@ def restrict(read: Iterable[str], write: Iterable[str], devices: Iterable[str] =
     size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
     ruleset = _check(_libc.syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)))
     try:
-        for paths, rights in ((read, READ), (write, handled), (devices, DEVICE)):
+        for paths, rights in ((read, READ), (write, handled), (devices, DEVICE), (read_write, READ_WRITE)):
             for path in paths:
                 _allow(ruleset, path, rights & handled)
         _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))  # required to restrict oneself without privileges

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import isolation, landlock, names, seccomp
+from . import cuda_contract, isolation, landlock, names, seccomp
 
 GiB = 1 << 30
 GPU_VARIABLE_PREFIXES = ("CUDA_", "NVIDIA_", "ROCR_", "HIP_")
@@ -24,9 +24,7 @@ PRIVATE = ("graders",)  # parts of the autograder package the submission's proce
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys/devices/system/cpu",
                "/sys/fs/cgroup", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat")
 SYSTEM_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
-GPU_READ = ("/sys", "/proc/driver/nvidia")  # the CUDA driver reads PCI and driver facts
-GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset",
-               "/dev/nvidia-caps", "/dev/dri", *(f"/dev/nvidia{i}" for i in range(64)))
+GPU_DEVICES = tuple(cuda_contract.device_files())  # with real GPUs: what CUDA reads and opens (cuda_contract.py)
 
 
 @dataclass(frozen=True)
@@ -46,26 +44,41 @@ class SandboxUnavailable(Exception):
     """A protection ``Limits`` requires cannot be applied on this machine: a problem of the grading machine."""
 
 
-def apply(limits: Limits, scratch: str, real_gpus: bool = False, protected_fds: Iterable[int] = ()) -> list[str]:
-    """Sandbox this process (see the module's docstring). Returns what could not be applied; raises
-    ``SandboxUnavailable`` when a required protection is missing. Only the sandboxed grandchild returns."""
+# The protections, each of which the diagnosis of a CUDA failure applies alone (``cuda_layers``): resource caps; PID,
+# network, IPC and mount namespaces with a /proc of their own; a user of its own (as root); Landlock; seccomp; the
+# cleared environment.
+LAYERS = ("limits", "namespaces", "user", "landlock", "seccomp", "environment")
+
+
+def apply(limits: Limits, scratch: str, real_gpus: bool = False, protected_fds: Iterable[int] = (),
+          layers: Iterable[str] = LAYERS) -> list[str]:
+    """Sandbox this process (see the module's docstring) with ``layers`` (all of them but to find which one keeps
+    CUDA from starting). Returns what could not be applied; raises ``SandboxUnavailable`` when a required protection
+    is missing. Only the sandboxed grandchild returns."""
+    layers = set(layers)
     skipped = []
     as_root = os.geteuid() == 0
     os.setsid()  # the whole process group can be killed at once
+    if real_gpus:  # the trusted side first: device files that appear at the first CUDA use, and where libcuda is
+        skipped += cuda_contract.ensure_device_files()
+        cuda_read = cuda_contract.read_paths()
     caps = [("RLIMIT_FSIZE", limits.file_size), ("RLIMIT_CORE", 0)]
     if real_gpus:  # a CUDA context reserves far more virtual address space than any cap that would still help
         skipped.append("address-space cap (real GPUs)")
     else:
         caps.append(("RLIMIT_AS", limits.address_space))
-    for name, value in caps:
+    for name, value in caps if "limits" in layers else ():
         resource.setrlimit(getattr(resource, name), (value, value))
     machine_mounts = isolation.mount_namespace()
-    pid_namespace, own_mounts, notes = isolation.unshare_namespaces(as_root)
-    skipped += notes
-    isolation.fork_init()  # from here on: the grandchild, PID 1 of its namespace when there is one
+    pid_namespace, own_mounts = False, False
+    if "namespaces" in layers:
+        pid_namespace, own_mounts, notes = isolation.unshare_namespaces(as_root)
+        skipped += notes
+        isolation.fork_init()  # from here on: the grandchild, PID 1 of its namespace when there is one
+        skipped += isolation.mount_own_proc(machine_mounts)  # before any rule on /proc: rules bind to what they see
     readable = [*SYSTEM_READ, *isolation.python_paths(), _package_dir(),
-                *(GPU_READ if real_gpus else ()), *(_kernel_cache() if real_gpus else ())]
-    if as_root:
+                *(cuda_read if real_gpus else ()), *(_kernel_cache() if real_gpus else ())]
+    if as_root and "user" in layers:
         try:
             if not own_mounts:
                 raise OSError("no mount namespace of its own")
@@ -74,35 +87,43 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False, protected_fds: 
             skipped.append(f"a readable interpreter for the dropped user ({exc})")
         if own_mounts:  # getpass.getuser(), pwd.getpwuid(os.getuid()) work for the dropped user (names.py)
             skipped += names.give_uid_a_name(_student_uid(limits), scratch, _staging(scratch), machine_mounts)
-        _drop_root(limits, scratch, gpu_groups() if real_gpus else [])
-    else:
+        _drop_root(limits, scratch, gpu_groups(tuple(cuda_contract.device_files())) if real_gpus else [])
+        if real_gpus:  # setuid made this process non-dumpable: its /proc files root's, its thread names unwritable
+            isolation.set_dumpable()
+    elif "user" in layers:
         skipped.append("privilege drop (not running as root)")
         _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
         cap = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)  # counts all of this user's processes
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, hard))
-    try:
-        private = [os.path.join(_package_dir(), name) for name in PRIVATE]
-        skipped += landlock.restrict(read=isolation.around(readable, private) + isolation.own_proc_entries(),
-                                     write=[scratch],
-                                     devices=[*SYSTEM_DEVICES, *(GPU_DEVICES if real_gpus else ())])
-    except OSError as exc:
-        if limits.require_landlock:
-            raise SandboxUnavailable(
-                f"the grading machine cannot sandbox submissions: {exc}. Grade on a machine whose kernel has "
-                "Landlock, or pass --unsafe-no-sandbox to grade without it (student code can then read and "
-                "write whatever the grader can).") from None
-        skipped.append(f"Landlock ({exc}): student code can read and write whatever the grader can")
+    if "landlock" in layers:
+        try:
+            private = [os.path.join(_package_dir(), name) for name in PRIVATE]
+            gpu_devices = cuda_contract.device_files() if real_gpus else []
+            skipped += landlock.restrict(read=isolation.around(readable, private) + isolation.own_proc_entries(),
+                                         write=[scratch], devices=[*SYSTEM_DEVICES, *gpu_devices],
+                                         read_write=[cuda_contract.own_threads()] if real_gpus else [])
+        except OSError as exc:
+            if limits.require_landlock:
+                raise SandboxUnavailable(
+                    f"the grading machine cannot sandbox submissions: {exc}. Grade on a machine whose kernel has "
+                    "Landlock, or pass --unsafe-no-sandbox to grade without it (student code can then read and "
+                    "write whatever the grader can).") from None
+            skipped.append(f"Landlock ({exc}): student code can read and write whatever the grader can")
     try:  # the reply channel stays the grader's; no sockets, keyrings or ptrace (seccomp.py says why)
-        seccomp.install(protected_fds)
+        if "seccomp" in layers:
+            seccomp.install(protected_fds)
     except (OSError, KeyError) as exc:
         skipped.append(f"seccomp filter ({exc!r})")
-    # Which GPUs this job may use (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, MIG instances; CUDA reads them when the
-    # student's code first touches a GPU, after this): dropping them would hand the student every GPU of the node.
-    gpu_settings = {k: v for k, v in os.environ.items() if k.startswith(GPU_VARIABLE_PREFIXES)} if real_gpus else {}
-    grader_user = os.environ.get("USER")
-    os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
-                       **names.login_variables(grader_user), **gpu_settings})
+    if "environment" in layers:
+        # Which GPUs this job may use (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, MIG instances; CUDA reads them when
+        # the student's code first touches a GPU, after this): dropping them would hand the student every GPU.
+        gpu_settings = ({k: v for k, v in os.environ.items() if k.startswith(GPU_VARIABLE_PREFIXES)} if real_gpus
+                        else {})
+        grader_user = os.environ.get("USER")
+        os.environ.clear()
+        isolation.erase_initial_environment()  # what /proc/<pid>/environ would still show
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
+                           **names.login_variables(grader_user), **gpu_settings})
     os.chdir(scratch)
     return skipped if pid_namespace else skipped + ["strays are killed by session (no PID namespace)"]
 
