@@ -500,3 +500,14 @@ STREAM_MUTANTS = [
            "                outputs.append(self.relu2(self.layer2(moved)))\n            streams[1].synchronize()\n"))],
        {"pipeline_overlaps"}),
 ]
+
+
+# Issue 21, item 4: correct submissions that only real GPUs can run. On simulated GPUs the trusted side's scan of the
+# source (sandbox/unsupported.py) leaves them "not graded (simulation)" - never failed. `fails` is what real GPUs are
+# expected to give; not yet seen on two real GPUs (the doctor's --devices cuda run is where to confirm it).
+COMPILED_TIMING = ("    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n",
+                   "    model = torch.compile(model)  # compiled once, in the warm-up\n"
+                   "    with torch.no_grad():\n        for _ in range(warmup):\n            model(x)\n")
+REAL_GPUS_ONLY = [
+    _m("variant_compiled_timing", "times a torch.compile'd model (warm-up included)", [COMPILED_TIMING], set()),
+]

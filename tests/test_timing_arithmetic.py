@@ -1,60 +1,26 @@
-"""The timing checks' numbers, measured in-process on every simulated GPU for the timing mutants (fast): each
-arithmetic mistake is at least 2x off the true device time, and so far outside [TIMING_LOW, TIMING_HIGH]; one that
+"""The timing checks' numbers, measured in-process on every simulated GPU for the timing mutants (fast; keys are
+``scenario@repeats``, see tests/timing_measure.py): each arithmetic mistake is at least 2x off the true device time,
+and so far outside [TIMING_LOW, TIMING_HIGH]; one that
 ignores warmup/repeats reads true seconds (the forwards it times all carry the same work) and shows only in the
 count of forwards; a clock that waits follows the GPUs' work whatever its units or divisor. These are the
 measurements behind expected.py's timing comment; tests/test_grading.py shows the checks each mutant fails.
 """
 
-import functools
-import importlib.util
-import random
-import tempfile
-from pathlib import Path
-
 import pytest
+from timing_measure import measured
 
 from autograder.graders.expected import (
     TIMING_HIGH,
+    TIMING_LAST,
     TIMING_LOW,
     TIMING_MORE,
     TIMING_REPEATS,
-    TIMING_SCENARIOS,
     TIMING_WARMUP,
-    timing_workloads,
 )
-from autograder.samples import REFERENCE, by_name
-from autograder.sandbox import probes
-from autograder.simgpu import PROFILES, simulated_gpus
+from autograder.simgpu import PROFILES
 
-
-@functools.cache
-def measured(name: str, gpu: str) -> dict[str, float]:
-    """k per scenario (seconds returned / true seconds per timed forward), the grader's derived ratios, and the
-    forwards run with the usual counts and with TIMING_MORE more warm-up or timed forwards."""
-    source = REFERENCE.read_text() if name == "reference" else by_name(name).source()
-    folder = Path(tempfile.mkdtemp(prefix="timing-"))
-    (folder / f"{name}.py").write_text(source)
-    spec = importlib.util.spec_from_file_location(f"timing_{name}", folder / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    got: dict[str, float] = {}
-    with simulated_gpus(2, gpu=gpu) as sim:
-        def call(warmup: int, repeats: int, before: list[float], after: list[float]) -> dict:
-            sim.reset()
-            probes._BUILT.clear()
-            return probes.time_forward(probes.Context(module, sim.clocks, folder), ["cuda:0", "cuda:1"], 0, warmup,
-                                       repeats, before, after)
-
-        for scenario in TIMING_SCENARIOS:
-            observed = call(TIMING_WARMUP, TIMING_REPEATS, *timing_workloads(random.Random(f"7:{scenario}"), scenario))
-            got[scenario] = observed["seconds"] / observed["true_seconds"]
-            got["forwards"] = observed["forwards"]
-        got["forwards_more_warmup"] = call(TIMING_WARMUP + TIMING_MORE, TIMING_REPEATS, [0.0], [0.0])["forwards"]
-        got["forwards_more_repeats"] = call(TIMING_WARMUP, TIMING_REPEATS + TIMING_MORE, [0.0], [0.0])["forwards"]
-    got["follows"] = got["on_device0"] / got["even"]  # timing_synchronizes
-    got["covers"] = got["heavy_on_device1"] / got["on_device0"]  # timing_covers_output_device
-    got["after_warmup_relative"] = got["after_warmup"] / got["even"]  # timing_excludes_warmup
-    return got
+CALLS = ("even@1", "on_device0@1", "heavy_on_device1@1", "even@3", "after_warmup@3")
+assert TIMING_LAST == 1 and TIMING_REPEATS == 3  # the keys above
 
 
 GPUS = list(PROFILES)
@@ -63,7 +29,7 @@ GPUS = list(PROFILES)
 @pytest.mark.parametrize("gpu", GPUS)
 def test_the_reference_reads_true_seconds_and_follows_the_work(gpu):
     m = measured("reference", gpu)
-    assert all(0.95 <= m[s] <= 1.1 for s in TIMING_SCENARIOS), m
+    assert all(0.95 <= m[s] <= 1.1 for s in CALLS), m
     assert 0.95 <= m["follows"] <= 1.05 and 0.95 <= m["covers"] <= 1.05, m
     assert m["forwards"] == TIMING_WARMUP + TIMING_REPEATS
     assert m["forwards_more_warmup"] - m["forwards"] == m["forwards_more_repeats"] - m["forwards"] == TIMING_MORE
@@ -72,7 +38,7 @@ def test_the_reference_reads_true_seconds_and_follows_the_work(gpu):
 @pytest.mark.parametrize("gpu", GPUS)
 def test_dividing_by_warmup_plus_repeats_reads_half(gpu):
     m = measured("divides_by_warmup_plus_repeats", gpu)
-    assert m["even"] <= 0.51 and m["even"] <= TIMING_LOW / 1.5, m  # >= 2x off the truth, 1.6x under the window
+    assert m["even@3"] <= 0.51 and m["even@3"] <= TIMING_LOW / 1.5, m  # >= 2x off the truth, 1.6x under the window
     assert 0.95 <= m["follows"] <= 1.05 and 0.95 <= m["covers"] <= 1.05, m  # it waits: only the arithmetic fails
 
 
@@ -80,7 +46,7 @@ def test_dividing_by_warmup_plus_repeats_reads_half(gpu):
 @pytest.mark.parametrize("name", ["times_the_warmup", "no_sync_before_clock"])
 def test_counting_the_warmup_reads_double(name, gpu):
     m = measured(name, gpu)
-    assert m["even"] >= 1.98 and m["even"] >= 1.5 * TIMING_HIGH, m  # >= 2x off the truth, 1.5x over the window
+    assert m["even@3"] >= 1.98 and m["even@3"] >= 1.5 * TIMING_HIGH, m  # >= 2x off the truth, 1.5x over the window
     assert m["after_warmup_relative"] >= 2 * TIMING_HIGH, m
     assert m["follows"] >= TIMING_LOW + 0.1, m  # it waits: timing_synchronizes passes (0.95)
 
@@ -88,7 +54,7 @@ def test_counting_the_warmup_reads_double(name, gpu):
 @pytest.mark.parametrize("gpu", GPUS)
 def test_ignoring_warmup_and_repeats_shows_only_in_the_count(gpu):
     m = measured("ignores_warmup_and_repeats", gpu)
-    assert TIMING_LOW <= m["even"] <= TIMING_HIGH, m  # why the forwards are counted: the seconds look right
+    assert TIMING_LOW <= m["even@3"] <= TIMING_HIGH, m  # why the forwards are counted: the seconds look right
     assert m["forwards_more_warmup"] == m["forwards_more_repeats"] == m["forwards"] == 12
 
 
@@ -103,7 +69,7 @@ def test_timing_one_forward_runs_one(gpu):
 def test_a_clock_that_never_waits_does_not_follow_the_work(name, gpu):
     m = measured(name, gpu)
     assert m["follows"] <= TIMING_LOW / 2, m  # at least 2x under the bar
-    assert m["even"] <= 0.1, m
+    assert m["even@3"] <= 0.1, m
 
 
 @pytest.mark.parametrize("gpu", GPUS)
@@ -111,10 +77,34 @@ def test_a_bare_synchronize_follows_the_work_but_misses_device1(gpu):
     m = measured("bare_sync", gpu)
     assert m["follows"] >= 1.0, m
     assert m["covers"] <= TIMING_LOW - 0.05, m
-    assert TIMING_LOW + 0.05 <= m["even"] <= TIMING_HIGH, m
+    assert TIMING_LOW + 0.05 <= m["even@3"] <= TIMING_HIGH, m
 
 
 @pytest.mark.parametrize("gpu", GPUS)
 def test_milliseconds_are_a_constant_factor(gpu):
     m = measured("milliseconds", gpu)
-    assert 950 <= m["even"] <= 1100 and 0.95 <= m["follows"] <= 1.05 and 0.95 <= m["covers"] <= 1.05, m
+    assert 950 <= m["even@3"] <= 1100 and 0.95 <= m["follows"] <= 1.05 and 0.95 <= m["covers"] <= 1.05, m
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+@pytest.mark.parametrize("name", ["bare_sync", "bare_sync_twice", "events_on_device0"])
+def test_every_wait_for_cuda0_alone_misses_the_last_forwards_device1_work(name, gpu):
+    """The practical's own mistake, in each form: the one timed forward's work on device1 is nearly all missed, and a
+    bare wait after the warm-up gains nothing of device1's at the clock's start (the warm-up's work is on device0)."""
+    m = measured(name, gpu)
+    assert m["covers"] <= 0.05 and m["follows"] >= TIMING_LOW + 0.1, m
+    assert TIMING_LOW + 0.05 <= m["even@3"] <= TIMING_HIGH, m
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+def test_a_wait_before_each_forward_only_reads_as_no_wait(gpu):
+    m = measured("sync_before_each_forward", gpu)
+    assert m["follows"] <= TIMING_LOW / 2, m  # the one timed forward is never waited for
+    assert m["even@3"] <= (TIMING_REPEATS - 1) / TIMING_REPEATS + 0.01, m  # the last of three is missed
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+def test_a_clock_restarted_at_each_forward_reads_all_of_them(gpu):
+    m = measured("times_last_iteration", gpu)
+    assert abs(m["even@3"] - TIMING_REPEATS) <= 0.05, m  # the earlier forwards were still running on the GPUs
+    assert 0.95 <= m["follows"] <= 1.05 and 0.95 <= m["covers"] <= 1.05, m

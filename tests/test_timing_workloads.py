@@ -9,6 +9,7 @@ import pytest
 
 from autograder.graders.expected import (
     TIMING_HIGH,
+    TIMING_LAST,
     TIMING_LOW,
     TIMING_REPEATS,
     TIMING_SCENARIOS,
@@ -129,15 +130,17 @@ def _module(body: str, tmp_path, name: str):
 
 
 def _ratios(module, gpu: str, tmp_path) -> dict[str, float]:
+    """k for every scenario, at every count of timed forwards the graders use (``scenario@repeats``)."""
     ratios = {}
     with simulated_gpus(2, gpu=gpu) as sim:
         for scenario in TIMING_SCENARIOS:
-            before, after = timing_workloads(random.Random(f"7:{scenario}"), scenario)
-            sim.reset()
-            probes._BUILT.clear()
-            observed = probes.time_forward(probes.Context(module, sim.clocks, tmp_path), ["cuda:0", "cuda:1"], 0,
-                                           TIMING_WARMUP, TIMING_REPEATS, before, after)
-            ratios[scenario] = observed["seconds"] / observed["true_seconds"]
+            for repeats in (TIMING_LAST, TIMING_REPEATS):
+                before, after = timing_workloads(random.Random(f"7:{scenario}"), scenario)
+                sim.reset()
+                probes._BUILT.clear()
+                observed = probes.time_forward(probes.Context(module, sim.clocks, tmp_path), ["cuda:0", "cuda:1"], 0,
+                                               TIMING_WARMUP, repeats, before, after)
+                ratios[f"{scenario}@{repeats}"] = observed["seconds"] / observed["true_seconds"]
     return ratios
 
 
@@ -151,5 +154,7 @@ def test_a_correct_time_forward_reads_the_device_time_in_every_scenario(name, gp
 @pytest.mark.parametrize("gpu", list(PROFILES))
 def test_a_bare_synchronize_is_far_from_both_edges(gpu, tmp_path):
     ratios = _ratios(_module(BARE_SYNC, tmp_path, "bare"), gpu, tmp_path)
-    assert ratios["even"] >= TIMING_LOW + 0.05 and ratios["even"] <= TIMING_HIGH  # sees nearly all even work
-    assert ratios["heavy_on_device1"] <= TIMING_LOW - 0.05  # misses the last forward's long device1 work
+    assert TIMING_LOW + 0.05 <= ratios[f"even@{TIMING_REPEATS}"] <= TIMING_HIGH  # sees nearly all even work
+    # misses the last forward's long device1 work: a third of it at three timed forwards, all of it at one
+    assert ratios[f"heavy_on_device1@{TIMING_REPEATS}"] <= TIMING_LOW - 0.05
+    assert ratios[f"heavy_on_device1@{TIMING_LAST}"] <= 0.05

@@ -18,7 +18,7 @@ from ..sandbox.inputs import SEED, initial_weights, make_batch, make_batches
 
 __all__ = ["SEED", "LAYER_SHAPES", "home_device", "misplaced", "require_layers", "layer_problem", "unsplit_forward",
            "contract_forward", "mse", "expected_output", "reference_sgd", "expected_training", "unexplained_loss",
-           "timing_workloads", "training_tolerances"]
+           "timing_workloads", "training_tolerances", "TIMING_LAST"]
 
 # Forward values. Measured: the simulation is bit-exact to PyTorch on the CPU, which differs from this NumPy reference
 # by at most 6.3e-7 (absolute; outputs up to ~1) over 120 forwards of batch 1, 7 and 32 and the pipelined model's
@@ -49,17 +49,28 @@ def training_tolerances(mode: str) -> tuple[float, float, float]:
                                                                       GPU_WEIGHT_ATOL)
 REFERENCE_LR, REFERENCE_STEPS = 0.2, 4
 
-# Timing: time_forward(warmup=TIMING_WARMUP, repeats=TIMING_REPEATS) while the probe adds known GPU work to its
-# forwards (``timing_workloads``). Judged: k = seconds returned / true device seconds per timed forward (CUDA events in
-# the same run), in [TIMING_LOW, TIMING_HIGH]. Every forward, warm-up or timed, carries the same work and the warm-up
-# is as long as the timed part, so each off-by-the-warm-up mistake is at least 2x off: timing the warm-up too (or
-# starting the clock before the warm-up's work finished) reads 2.1, dividing by warmup + repeats 0.50, by repeats + 1
-# 0.75. A missing sync reads 0.015, milliseconds 1000; a bare synchronize() of cuda:0 0.90 with "even" work and 0.68
-# with "heavy_on_device1" work. Whether the clock waits at all is judged from k("on_device0") / k("even"), which a
-# constant factor (milliseconds, a wrong divisor, the warm-up timed too) leaves near 1 (0.95-1.11): a missing sync
-# reads 0.08 there. Measured on the simulated T4, A100 and H100 (tests/test_timing_arithmetic.py, which asserts them).
+# Timing: time_forward(warmup=TIMING_WARMUP, repeats=...) while the probe adds known GPU work to its forwards
+# (``timing_workloads``). Judged: k = seconds returned / true device seconds per timed forward (CUDA events in the same
+# run). Each check judges one wait, in scenarios where only that wait changes the seconds, and against a scenario of
+# the same shape, so a constant factor (milliseconds, a wrong divisor, the warm-up timed too) cancels:
+# - timing_measures_device_time: k("even") at TIMING_REPEATS in [TIMING_LOW, TIMING_HIGH]. Every forward, warm-up or
+#   timed, carries the same work and the warm-up is as long as the timed part, so each off-by-the-warm-up mistake is
+#   at least 2x off: timing the warm-up too (or starting the clock before the warm-up's work finished) reads 2.1,
+#   dividing by warmup + repeats 0.50, by repeats + 1 0.75, the sum of the timed forwards (or a clock restarted
+#   at each forward, which still counts the earlier forwards the GPUs are running) 3.0, milliseconds 1000.
+# - timing_synchronizes (the final wait): k("on_device0") / k("even"), both at TIMING_LAST repeats: the one timed
+#   forward is the last, with nothing after it to hide behind, so a clock with no wait after it (none at all, or one
+#   before each forward only) reads the host's launches only, ~0.1 of the ratio; any clock that waits reads ~1.
+# - timing_covers_output_device (the wait for device1): k("heavy_on_device1") / k("on_device0") at TIMING_LAST: the
+#   timed forward ends with long work on device1 and its warm-up forwards have none there (their work is on device0,
+#   as long as in "on_device0"), so a wait for cuda:0 alone - after the loop, after the warm-up too, or events recorded
+#   on cuda:0 - gains nothing at the clock's start and misses nearly all of it at its end (< 0.05).
+# - timing_excludes_warmup (the wait after the warm-up): k("after_warmup") / k("even") at TIMING_REPEATS <= TIMING_HIGH:
+#   the last warm-up forward leaves long work on device1, which a clock started before it finished counts (>= 3).
+# Measured on every simulated GPU for every way of timing the samples hold (tests/test_timing_table.py asserts them).
 TIMING_LOW, TIMING_HIGH = 0.8, 1.3
 TIMING_WARMUP = TIMING_REPEATS = 3
+TIMING_LAST = 1  # timed forwards in the final-wait scenarios: the last one is the only one
 # How many more forwards the counting calls ask for (warmup + 2, then repeats + 2): a time_forward that ignores an
 # argument runs as many forwards as before. (The seconds cannot show it: the forwards it times carry the same work.)
 TIMING_MORE = 2
@@ -68,16 +79,17 @@ TIMING_SCENARIOS = ("even", "on_device0", "heavy_on_device1", "after_warmup")
 
 def timing_workloads(rng: random.Random, scenario: str, warmup: int = TIMING_WARMUP) -> tuple[list[float], list[float]]:
     """Seconds of GPU work the probe adds ahead of each forward (``before``, on device0) and behind it (``after``, on
-    device1), by position; the last value of each list applies to every later forward too, so extra forwards
-    (``torch.utils.benchmark.Timer`` warms up twice more; one more after the clock stopped) change nothing. Sizes are
-    drawn from ``rng`` (fresh each grading run), in milliseconds: far more than the host's launches.
+    device1), by position; the last value of each list applies to every later forward too, so every timed forward
+    carries the same work however many the student's loop runs (``torch.utils.benchmark.Timer`` warms up twice more;
+    one more after the clock stopped changes nothing), and the student's last timed forward always carries it. Sizes
+    are drawn from ``rng`` (fresh each grading run), in milliseconds: far more than the host's launches.
 
     - even: every forward starts with work w on device0 and ends with w/3 on device1: any wait for the GPUs sees
       nearly all of it, and the per-forward arithmetic shows;
-    - on_device0: every forward carries 8-12x w, all on device0: even a bare wait for cuda:0 sees all of it, so the
-      seconds returned relative to "even" show whether the clock waits at all, whatever its units or divisor;
-    - heavy_on_device1: every forward ends with 8-12x w on device1: a clock stopped by a wait for cuda:0 only misses
-      the last forward's (a third of the total at 3 repeats), whether it reports the mean, median or minimum;
+    - on_device0: every forward carries 8-12x w, all on device0: even a bare wait for cuda:0 sees all of it;
+    - heavy_on_device1: the warm-up forwards carry that same work on device0 (so counting them costs what it costs in
+      "on_device0"), the timed forwards as much on device1 and nothing on device0: nothing of device1's is left from
+      the warm-up for a clock to gain at its start, and a wait for cuda:0 misses the last timed forward's;
     - after_warmup: as even, and the last warm-up forward ends with 24-36x w on device1: a clock started before
       waiting for it (or a missing warm-up) counts it.
     """
@@ -88,7 +100,7 @@ def timing_workloads(rng: random.Random, scenario: str, warmup: int = TIMING_WAR
     if scenario == "on_device0":
         return [heavy], [0.0]
     if scenario == "heavy_on_device1":
-        return [w], [heavy]
+        return [heavy] * warmup + [0.0], [0.0] * warmup + [heavy]
     if scenario == "after_warmup":
         return [w], [w / 3] * (warmup - 1) + [heavy * TIMING_REPEATS, w / 3]
     return [w], [w / 3]
