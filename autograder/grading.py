@@ -29,6 +29,7 @@ from .sandbox.client import GradingMachineProblem
 from .sandbox.intake import NotAPlainFile, read_module
 from .sandbox.limits import Limits
 from .sandbox.scan import combine, scan_source
+from .sandbox.unsupported import not_simulated
 from .simgpu.profiles import DEFAULT_GPU, gpu_profile
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
@@ -174,6 +175,11 @@ class GradingPlugin:
             return Report.all_failed(name, self.rubric, self.mode, str(exc), self.sim_gpu)
         try:
             found = scan_source(source.decode("utf-8", "replace"), MODULE_FILE)  # at intake, before any of it runs
+            left = self.mode == "sim" and not_simulated(source.decode("utf-8", "replace"), MODULE_FILE)
+            if left:  # torch.compile, CUDA graphs, custom kernels: for real GPUs to grade, never failed here
+                report = Report.all_failed(name, self.rubric, self.mode, left, self.sim_gpu)
+                report.not_graded, report.flags = left, found
+                return report
             with SubmissionProcess(folder, self.mode, self.limits, self.rubric.submission_timeout,
                                    self.sim_gpu) as submission:
                 self.submission = submission

@@ -90,7 +90,8 @@ def table(report: Report, width: int = 100) -> str:
         if r.message and r.message not in first_with:
             first_with[r.message] = r.check.id
         message = textwrap.wrap(text, width - 50) or [""]
-        lines.append(f"{r.check.id:<30} {points:>9}  {'PASS' if r.passed else 'FAIL':<6}  {message[0]}")
+        verdict = "PASS" if r.passed else "-" if report.not_graded else "FAIL"  # not graded: nothing failed
+        lines.append(f"{r.check.id:<30} {points:>9}  {verdict:<6}  {message[0]}")
         lines += [" " * 50 + more for more in message[1:]]
     lines += ["-" * width, f"{'total':<30} {report.score:g}/{report.max_score:g}"]
     if report.flags:
@@ -165,15 +166,17 @@ def read_student(folder: Path, rubric: Rubric) -> Report | None:
 
 
 def write_summary(reports: list[Report], path: Path, rubric: Rubric) -> Path:
-    """summary.csv: one row per student (sorted), its total, one column per enabled check, and ``flags``
-    (``event@file:line; ...``: what to review; empty when clean)."""
+    """summary.csv: one row per student (sorted), its total, one column per enabled check, ``flags``
+    (``event@file:line; ...``: what to review; empty when clean) and ``not_graded`` (why the checks could not run:
+    the machine's failure, or a construct only real GPUs run; empty when graded)."""
     columns = [c.id for c in rubric.enabled]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["student", "total", *columns, "flags"])
+        writer = csv.DictWriter(f, fieldnames=["student", "total", *columns, "flags", "not_graded"])
         writer.writeheader()
         for report in sorted(reports, key=lambda r: r.submission):
             scores = {r.check.id: r.score for r in report.results}
             writer.writerow({"student": plain(report.submission), "total": report.score,
                              **{check: scores.get(check, "") for check in columns},
-                             "flags": plain("; ".join(f"{flag['event']}@{flag['where']}" for flag in report.flags))})
+                             "flags": plain("; ".join(f"{flag['event']}@{flag['where']}" for flag in report.flags)),
+                             "not_graded": plain(report.not_graded or "")})  # why: grade it again, or on real GPUs
     return path
