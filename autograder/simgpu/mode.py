@@ -69,7 +69,7 @@ class SimulatedCudaMode(TorchFunctionMode):
             Tensor.__array__: self._refuse_numpy,
             Tensor.backward: self._backward,
             torch.autograd.backward: self._backward,
-            torch.autograd.grad: self._backward,
+            torch.autograd.grad: self._autograd_grad,
             Tensor.pin_memory: lambda f, a, k: a[0],
             Tensor.record_stream: lambda f, a, k: None,
             Tensor.type: self._type,
@@ -86,6 +86,7 @@ class SimulatedCudaMode(TorchFunctionMode):
         self.mixed_ok = {Tensor.__getitem__, Tensor.__setitem__, Tensor.index_put_, Tensor.index_put,
                          torch.index_put, Tensor.set_, torch._has_compatible_shallow_copy_type,
                          Tensor.is_set_to, torch.is_same_size}
+        self.index_ops = {Tensor.__getitem__, Tensor.__setitem__, Tensor.index_put_, Tensor.index_put, torch.index_put}
 
     @property
     def clocks(self) -> DeviceClocks:
@@ -115,12 +116,16 @@ class SimulatedCudaMode(TorchFunctionMode):
             target = self._common_device(func, tensors)
         if target.type != "cuda":
             return func(*args, **kwargs)
-        out = func(*args, **kwargs)  # DeviceAccounting places and charges its ATen ops, unless paused
+        _FACTORY_DEVICE.append(target.index if requested is not None else None)
+        try:
+            out = func(*args, **kwargs)  # DeviceAccounting places and charges its ATen ops, unless paused
+        finally:
+            _FACTORY_DEVICE.pop()
         if requested is not None:  # a factory: made on the host here (no device input to follow), on the GPU there
             if _place_new(target, tensors, out):
                 self.clocks.kernel(target.index, 0, sum(t.nbytes for t in _tensors(out)), _name(func))
-        elif _ACCOUNTING_PAUSED[0]:  # e.g. printing: nothing placed the outputs yet
-            _place_new(target, tensors, out)
+        else:  # also what ATen made without a GPU input to follow (e.g. a composite's fresh zeros): on the GPU
+            _place_new(target, tensors, out, untagged_only=not _ACCOUNTING_PAUSED[0])
         return out
 
     def _common_device(self, func, tensors: list[Tensor]) -> torch.device:
@@ -131,7 +136,11 @@ class SimulatedCudaMode(TorchFunctionMode):
                 continue  # CPU scalars mix with CUDA tensors on real GPUs too
             if d not in found:
                 found.append(d)
-        if len(found) > 1 and func not in self.mixed_ok:
+        if len(found) > 1 and func in self.mixed_ok:  # CPU index tensors mix; two different GPUs never do
+            gpus = [d for d in found if d.type == "cuda"]
+            if len(gpus) > 1 and func in self.index_ops:
+                raise RuntimeError(MISMATCH.format(gpus[0], gpus[1]))
+        elif len(found) > 1:
             raise RuntimeError(MISMATCH.format(found[0], found[1]))
         return found[0] if found else CPU
 
@@ -150,6 +159,10 @@ class SimulatedCudaMode(TorchFunctionMode):
         t, rest = args[0], args[1:]
         kwargs = dict(kwargs)
         copy = kwargs.pop("copy", False)
+        # copy= may come positionally too: to(dtype, non_blocking, copy), to(other, ...), to(device, dtype, ...)
+        at = 3 if rest and not isinstance(rest[0], (torch.dtype, Tensor)) else 2
+        if len(rest) > at and isinstance(rest[at], bool):
+            copy, rest = rest[at], rest[:at] + rest[at + 1:]
         if rest and isinstance(rest[0], Tensor):
             dst, dtype = device_of(rest[0]), rest[0].dtype
             non_blocking = kwargs.get("non_blocking", rest[1] if len(rest) > 1 else False)
@@ -243,6 +256,17 @@ class SimulatedCudaMode(TorchFunctionMode):
     def _backward(self, func, args, kwargs):
         return func(*args, **kwargs)  # autograd's ops pass through DeviceAccounting like any other
 
+    def _autograd_grad(self, func, args, kwargs):
+        """A gradient lives on its input's device, also where a backward formula made it with a fresh factory
+        (which DeviceAccounting sees without a GPU input to follow)."""
+        grads = func(*args, **kwargs)
+        inputs = kwargs.get("inputs", args[1] if len(args) > 1 else ())
+        inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+        for t, g in zip(inputs, grads, strict=False):
+            if g is not None and g.layout == torch.strided and device_of(g) != device_of(t):
+                place(g, device_of(t))
+        return grads
+
     # ------------------------------------------------------------------ refusals
     def _refuse_numpy(self, func, args, kwargs):
         d = device_of(args[0])
@@ -286,6 +310,7 @@ class _DeviceCopy(torch.autograd.Function):
 
 
 _ACCOUNTING_PAUSED = [0]
+_FACTORY_DEVICE: list[int | None] = [None]  # the device a factory running now makes its tensor on (its RNG's)
 
 
 class _paused_accounting:
@@ -311,7 +336,10 @@ class DeviceAccounting(TorchDispatchMode):
         if _ACCOUNTING_PAUSED[0]:
             return func(*args, **kwargs)
         tensors = _tensors((args, kwargs))
-        out = func(*args, **kwargs)
+        if torch.Tag.nondeterministic_seeded in func.tags:
+            out = self._draw(func, args, kwargs, tensors)
+        else:
+            out = func(*args, **kwargs)
         name = op_name(func)
         if name.startswith("_foreach_"):
             self._charge_foreach(func, args, kwargs, out)
@@ -321,6 +349,15 @@ class DeviceAccounting(TorchDispatchMode):
             flops, nbytes = op_cost(func, args, kwargs, out)
             self.sim.clocks.kernel(target.index, flops, nbytes, name)
         return out
+
+    def _draw(self, func, args, kwargs, tensors):
+        """A random op on a simulated GPU draws from that device's generator (``rng.py``), not the CPU's."""
+        device = next((d for d in map(device_of, tensors) if d.type == "cuda"), None)
+        index = device.index if device is not None else _FACTORY_DEVICE[-1]
+        if index is None:
+            return func(*args, **kwargs)
+        with self.sim.rng.drawing_on(index):
+            return func(*args, **kwargs)
 
     def _charge_foreach(self, func, args, kwargs, out) -> None:
         """One fused kernel per device, for the bytes of that device's tensors."""
@@ -335,11 +372,14 @@ class DeviceAccounting(TorchDispatchMode):
             self.sim.clocks.kernel(index, nbytes / 4, nbytes, op_name(func))
 
 
-def _place_new(target: torch.device, inputs: list[Tensor], out: Any) -> bool:
-    """Outputs in new storage live on ``target``; True if there were any (a kernel made them)."""
+def _place_new(target: torch.device, inputs: list[Tensor], out: Any, untagged_only: bool = False) -> bool:
+    """Outputs in new storage live on ``target`` (``untagged_only``: those no op placed yet); True if there were
+    any (a kernel made them)."""
     known = {storage_key(t) for t in inputs}
     fresh = False
     for t in _tensors(out):
+        if untagged_only and (t.layout != torch.strided or device_of(t).type != "cpu"):
+            continue
         if storage_key(t) not in known:
             place(t, target)
             fresh = True
