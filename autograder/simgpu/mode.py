@@ -18,6 +18,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from . import autocast, tf32
 from .clock import DeviceClocks
 from .cost import op_cost, op_name
 from .placement import CPU, SimulationUnsupported, device_of, place, storage_key
@@ -103,6 +104,8 @@ class SimulatedCudaMode(TorchFunctionMode):
             return func(*args, **kwargs)  # attribute access: shape, dtype, data, requires_grad ...
         if name.startswith("_foreach_"):
             return self._foreach(func, args, kwargs)
+        if autocast.enabled():  # torch.autocast("cuda"): CUDA's op lists and dtypes (autocast.py)
+            return autocast.run(self, func, args, kwargs)
         return self._run(func, args, kwargs)
 
     def _run(self, func, args, kwargs):
@@ -336,6 +339,7 @@ class DeviceAccounting(TorchDispatchMode):
         if _ACCOUNTING_PAUSED[0]:
             return func(*args, **kwargs)
         tensors = _tensors((args, kwargs))
+        args = tf32.rounded(op_name(func), args, self.sim.profile.capability)  # where a GPU would use TF32 (tf32.py)
         if torch.Tag.nondeterministic_seeded in func.tags:
             out = self._draw(func, args, kwargs, tensors)
         else:
