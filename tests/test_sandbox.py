@@ -218,13 +218,28 @@ def test_grade_refuses_in_one_line_where_the_kernel_has_no_landlock(monkeypatch,
     assert len(error.splitlines()) == 1
 
 
-def test_an_import_error_the_grading_interpreter_could_satisfy_is_not_graded(grade_sim):
-    # What a grading machine that hides an installed package from the sandbox looks like from the trusted side.
+def test_an_import_error_a_fresh_sandboxed_process_confirms_is_not_graded(grade_sim):
+    """A grading machine that hides an installed package from the sandbox: the grading interpreter has it (stood in
+    for: ``_installed_here`` says so), and a fresh sandboxed process, in which no student code ran, cannot import it
+    either - the machine's problem, graded again next run."""
+    from unittest import mock
+
+    folder = _shared_folder()
+    sub = _submission(folder, _with_reference("import package_only_the_grader_has\n"))
+    with mock.patch("autograder.sandbox.client._installed_here", return_value=True):
+        report = grade_sim(sub)
+    assert report.not_graded and "grading machine problem" in report.not_graded
+    assert "package_only_the_grader_has" in report.not_graded and "neither could a fresh" in report.not_graded
+
+
+def test_a_forged_missing_module_is_the_students_error(grade_sim):
+    """Raising ModuleNotFoundError for numpy (which the sandbox imports fine) no longer makes a submission "not
+    graded" (issue 23, item 5): the fresh process imports numpy, so the failure is the student's, scored."""
     folder = _shared_folder()
     sub = _submission(folder, _with_reference("raise ModuleNotFoundError(\"No module named 'numpy'\", name='numpy')\n"))
     report = grade_sim(sub)
-    assert report.not_graded and "grading machine problem" in report.not_graded
-    assert "numpy" in report.not_graded
+    assert not report.not_graded and report.score == 0
+    assert "self-test right after" in report.results[0].message
 
 
 def test_a_missing_package_is_the_students_to_fix(grade_sim):

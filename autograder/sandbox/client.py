@@ -8,6 +8,7 @@ starts while the warm server is still importing it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -30,7 +31,9 @@ import numpy as np
 from ..contract import ASSIGNMENT, MODULE_FILE
 from ..devices import require_mode
 from ..simgpu.profiles import DEFAULT_GPU, gpu_profile
+from .cuda_layers import explain as explain_cuda_failure
 from .limits import Limits
+from .memory import MEMORY_BUDGET, Budget, GiB
 
 MACHINE_CHECK = "machine_check"  # the request a fresh process answers before any student code (worker.serve)
 START_TIMEOUT_S = 120  # the first child waits for the warm server to import torch
@@ -105,6 +108,8 @@ class SubmissionProcess:
         self.sandbox_notes: list[str] = []  # protections this machine could not apply (start-up's report)
         self.machine_problem: str | None = None  # set when a failure is the grading machine's, not the student's
         self.flags: list[dict[str, str]] = []  # what the audit hook saw the submission do (audit.py)
+        self.budget: Budget | None = None  # this submission's memory cgroup, made at the first start (memory.py)
+        self._budget_note: str | None = None  # why there is none
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
@@ -113,11 +118,16 @@ class SubmissionProcess:
         self._starts += 1
         scratch = self.scratch_root / f"run{self._starts}"
         scratch.mkdir()
+        if self.budget is None and self._budget_note is None:  # once per submission, before its first process
+            self.budget, self._budget_note = Budget.create(self.scratch_root.name)
+        limits = self.limits
+        if self.budget is None and self.mode == "sim":  # nothing would count memfd pages: refuse memfd_create
+            limits = dataclasses.replace(limits, refuse_memfd=True)
         req_read, self._requests = _CONTEXT.Pipe(duplex=False)
         self._replies, rep_write = _CONTEXT.Pipe(duplex=False)
         out_read, out_write = _CONTEXT.Pipe(duplex=False)
         self.proc = _CONTEXT.Process(target=serve, daemon=True, args=(
-            str(self.submission_dir), self.mode, req_read, rep_write, out_write, str(scratch), self.limits,
+            str(self.submission_dir), self.mode, req_read, rep_write, out_write, str(scratch), limits,
             self.sim_gpu))
         with _no_main_module():
             self.proc.start()
@@ -136,15 +146,33 @@ class SubmissionProcess:
                 self.import_failure = str(ready["refused"])
                 raise ProbeFailed(self.import_failure)
             if isinstance(ready, dict) and ready.get("machine"):
-                self.machine_problem = str(ready["machine"])
+                # One CUDA failure at start-up: which protection stops CUDA, found once per run (cuda_layers.py)
+                self.machine_problem = explain_cuda_failure(str(ready["machine"]), self.mode, self.limits)
             else:  # no student code has run yet: whatever stopped it is the machine's
                 self.machine_problem = (f"the sandbox process did not start within {START_TIMEOUT_S} s: "
                                         f"{self.output_tail()}")
             raise GradingMachineProblem(self.machine_problem)
         self._sandboxed_pid = int(ready["pid"])
         self.sandbox_notes = [str(note) for note in ready.get("notes", [])]
+        self._admit_to_budget()  # before the first request: no student code has run yet
         if self.deadline is None and self.budget_s is not None:
             self.deadline = time.monotonic() + self.budget_s
+
+    def _admit_to_budget(self) -> None:
+        """Put the new process (and whatever it starts) into this submission's memory budget (memory.py); where the
+        machine allows none, the sandbox's notes say so."""
+        if self.budget is not None:
+            try:
+                for pid in (self.proc.pid, self._sandboxed_pid):
+                    self.budget.admit(pid)
+                return
+            except OSError as exc:
+                self.sandbox_notes.append(f"memory budget per submission (cannot move the process into "
+                                          f"{self.budget.memory}: {exc}): memory is not bounded")
+                return
+        self.sandbox_notes.append(f"memory budget per submission ({self._budget_note}): " + (
+            "memory is not bounded (real GPUs need memfd_create)" if self.mode == "cuda" else
+            "memfd_create refused and /dev/shm not writable instead; the address-space cap bounds the rest"))
 
     def _drain(self, out_read) -> None:
         """Read the student's output as it comes; keep only the head and tail, so 100 MB cannot hurt."""
@@ -173,6 +201,8 @@ class SubmissionProcess:
 
     def close(self) -> None:
         self._stop()
+        if self.budget is not None:
+            self.budget.close()
         shutil.rmtree(self.scratch_root, onerror=_writable_then_retry)  # a folder made read-only is still removed
 
     def __enter__(self) -> SubmissionProcess:
@@ -351,6 +381,14 @@ class SubmissionProcess:
         code = self.proc.exitcode
         tail = self.output_tail()
         self._stop()
+        if self.budget is not None and self.budget.exceeded():
+            message = (f"Your code used more than the {MEMORY_BUDGET / GiB:.0f} GiB of memory a submission may use "
+                       f"(everything counts: tensors, buffers, memfd and shared memory), so its process was stopped "
+                       f"while it ran your {_ENTRY_POINTS.get(name, name)}, and this check is lost. Keep only what "
+                       "you need: the practical's model needs well under 1 GiB.")
+            if name == "import":
+                self.import_failure = message
+            raise ProbeFailed(message)
         how = (f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}")
         raise ProbeFailed(
             f"The process running your {_ENTRY_POINTS.get(name, name)} {how}. Did your code call sys.exit() or "

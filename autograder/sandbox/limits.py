@@ -38,6 +38,7 @@ class Limits:
     threads: int | None = None  # torch intra-op threads; 1 when several submissions are graded at once
     require_landlock: bool = True  # refuse to grade (not graded, machine problem) where the kernel has none
     gpus: int = 2  # real GPUs the process must reach (gpucheck.self_test) before it says ready (doctor: 1 on one GPU)
+    refuse_memfd: bool = False  # simulated GPUs without a memory cgroup: memfd pages would escape every cap (memory.py)
 
 
 class SandboxUnavailable(Exception):
@@ -111,7 +112,7 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False, protected_fds: 
             skipped.append(f"Landlock ({exc}): student code can read and write whatever the grader can")
     try:  # the reply channel stays the grader's; no sockets, keyrings or ptrace (seccomp.py says why)
         if "seccomp" in layers:
-            seccomp.install(protected_fds)
+            seccomp.install(protected_fds, refuse=("memfd_create",) if limits.refuse_memfd and not real_gpus else ())
     except (OSError, KeyError) as exc:
         skipped.append(f"seccomp filter ({exc!r})")
     if "environment" in layers:

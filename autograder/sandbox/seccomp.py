@@ -27,17 +27,20 @@ def _errno(code: int) -> int:
 # (audit arch, syscall numbers) per machine: x86_64 and aarch64 (unistd.h of each).
 _MACHINES = {
     "x86_64": (0xC000003E, {"close": 3, "dup2": 33, "dup3": 292, "close_range": 436, "socket": 41, "keyctl": 250,
-                            "add_key": 248, "request_key": 249, "ptrace": 101}),
+                            "add_key": 248, "request_key": 249, "ptrace": 101, "memfd_create": 319}),
     "aarch64": (0xC00000B7, {"close": 57, "dup3": 24, "close_range": 436, "socket": 198, "keyctl": 219,
-                             "add_key": 217, "request_key": 218, "ptrace": 117}),
+                             "add_key": 217, "request_key": 218, "ptrace": 117, "memfd_create": 279}),
 }
 _DENIED = {"socket": errno.EACCES, "keyctl": errno.EPERM, "add_key": errno.EPERM, "request_key": errno.EPERM,
            "ptrace": errno.EPERM, "close_range": errno.ENOSYS}  # close_range: callers fall back to close()
 _FD_ARGUMENT = {"close": 0, "dup2": 1, "dup3": 1}  # which argument names the descriptor that would be replaced/closed
 
 
-def program(protected: Iterable[int], machine: str | None = None) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions; raises KeyError for a machine it does not know."""
+def program(protected: Iterable[int], machine: str | None = None,
+            refuse: Iterable[str] = ()) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions; raises KeyError for a machine it does not know. ``refuse``: more
+    calls to refuse (``memfd_create`` where no memory cgroup counts its pages: memory.py)."""
+    denied = {**_DENIED, **{name: errno.ENOMEM for name in refuse}}
     arch, numbers = _MACHINES[machine or platform.machine()]
     protected = sorted(set(protected))
     code = [(_LD_W_ABS, 0, 0, 4), (_JEQ_K, 1, 0, arch), (_RET_K, 0, 0, _errno(errno.ENOSYS)),  # another ABI: no
@@ -45,8 +48,8 @@ def program(protected: Iterable[int], machine: str | None = None) -> list[tuple[
     if machine == "x86_64" or (machine is None and platform.machine() == "x86_64"):
         code += [(_JGE_K, 0, 1, 0x40000000), (_RET_K, 0, 0, _errno(errno.ENOSYS))]  # x32 numbers alias x86_64's
     for name, number in numbers.items():
-        if name in _DENIED:
-            code += [(_JEQ_K, 0, 1, number), (_RET_K, 0, 0, _errno(_DENIED[name]))]
+        if name in denied:
+            code += [(_JEQ_K, 0, 1, number), (_RET_K, 0, 0, _errno(denied[name]))]
         elif name in _FD_ARGUMENT and protected:
             block = [(_LD_W_ABS, 0, 0, 16 + 8 * _FD_ARGUMENT[name])]  # the low 32 bits: fds are ints
             for fd in protected:
@@ -56,9 +59,9 @@ def program(protected: Iterable[int], machine: str | None = None) -> list[tuple[
     return code + [(_RET_K, 0, 0, _ALLOW)]
 
 
-def install(protected: Iterable[int]) -> None:
+def install(protected: Iterable[int], refuse: Iterable[str] = ()) -> None:
     """Apply the filter to this process and all it starts (irrevocable). OSError where the kernel refuses."""
-    instructions = program(protected)
+    instructions = program(protected, refuse=refuse)
     raw = b"".join(struct.pack("HBBI", *instruction) for instruction in instructions)
     buffer = ctypes.create_string_buffer(raw, len(raw))
 
