@@ -174,3 +174,76 @@ def test_gpu_device_files_open_to_a_group_only_keep_that_group(tmp_path):
         path.chmod(mode)
     assert gpu_groups((str(shared), str(private), str(tmp_path / "missing"))) == []
     assert gpu_groups((str(shared), str(group_only))) == [os.stat(group_only).st_gid]
+
+
+# ---------------------------------------------------------------- which protection keeps CUDA from starting (issue 22)
+STAND_IN = "cuda_stand_in:fails_under_seccomp"  # tests/cuda_stand_in.py: a driver that a seccomp filter blocks
+
+
+@pytest.fixture
+def stand_in_cuda(monkeypatch):
+    """CUDA replaced by the stand-in in the diagnosis (tests/ importable by its process), its once-per-run memory
+    cleared."""
+    from autograder.sandbox import cuda_layers
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "tests"))
+    monkeypatch.setattr(cuda_layers, "PROBE", STAND_IN)
+    monkeypatch.setattr(cuda_layers, "_explained", {})
+    return cuda_layers
+
+
+def test_the_diagnosis_names_the_one_layer_that_stops_a_stand_in_cuda(stand_in_cuda):
+    found = stand_in_cuda.diagnose(1, STAND_IN)
+    assert found["none"] is None and found["seccomp"] and found["all"], found
+    assert [layer for layer, error in found.items() if error] == ["seccomp", "all"]
+    line = stand_in_cuda.conclude(found)
+    assert line.startswith("CUDA cannot start under seccomp: RuntimeError: CUDA error: OS call failed")
+    assert "\n" not in line and line.endswith(stand_in_cuda.ADVICE["seccomp"])
+
+
+def test_the_conclusion_blames_the_machine_first_and_the_whole_sandbox_last():
+    from autograder.sandbox.cuda_layers import conclude
+
+    layers = ["limits", "namespaces", "user", "landlock", "seccomp", "environment"]
+    fine = {layer: None for layer in ["none", *layers, "all"]}
+    assert conclude(fine) is None
+    assert conclude({**fine, "none": "no GPU", "landlock": "x"}).startswith(
+        "CUDA cannot start on this machine, even outside the sandbox: no GPU; check the driver")
+    user = conclude({**fine, "user": "EACCES /dev/nvidia0", "all": "E"})
+    assert user.startswith("CUDA cannot start under user: EACCES /dev/nvidia0; the submissions' user")
+    assert conclude({**fine, "all": "304"}).startswith("CUDA cannot start under the whole sandbox: 304; each")
+
+
+@no_two_gpus
+def test_a_class_whose_cuda_a_layer_stops_is_not_graded_with_one_line_said_once(stand_in_cuda, fast_rubric,
+                                                                                 tmp_path, capfd):
+    """Through the class flow on --devices cuda (here: no GPU, so every submission's self-test fails): the
+    diagnosis runs once, its line is printed once, and every submission is not graded with that line first."""
+    from autograder.batch import grade_class
+
+    for student in ("alice", "bob"):
+        root = tmp_path / "submitted" / student / "practical8"
+        root.mkdir(parents=True)
+        (root / "model_parallel.py").write_text(REFERENCE.read_text())
+    reports = grade_class(tmp_path / "submitted", tmp_path / "graded", fast_rubric, "cuda")
+    assert len(reports) == 2
+    for report in reports:
+        assert "(grading machine problem: CUDA cannot start under seccomp: RuntimeError" in report.not_graded, \
+            report.not_graded
+        assert "sees 0 CUDA GPU" in report.not_graded  # what the self-test itself said, kept
+    printed = capfd.readouterr().err  # the progress bar shares the terminal: its \r are no line breaks
+    assert printed.count("CUDA cannot start") == 1 and "CUDA cannot start under seccomp: " in printed
+
+
+@no_two_gpus
+def test_on_this_machine_the_diagnosis_says_cuda_fails_outside_the_sandbox_too(monkeypatch):
+    """The real probe, no stand-in: torch's CPU build has no CUDA anywhere - the machine's problem, not a layer's."""
+    from autograder.sandbox import cuda_layers
+
+    monkeypatch.setattr(cuda_layers, "_explained", {})
+    problem = "the submission's sandboxed process sees 0 CUDA GPU(s) (torch x); grading needs 2"
+    explained = cuda_layers.explain(problem, "cuda")
+    assert explained.startswith("CUDA cannot start on this machine, even outside the sandbox: RuntimeError: torch "
+                                "sees 0 CUDA GPU(s)") and explained.endswith(f"said: {problem})")
+    assert cuda_layers.explain(problem, "sim") == problem  # simulated GPUs: nothing to diagnose
+    assert cuda_layers.explain("the self-test of autograd on the CPU failed", "cuda").startswith("the self-test")

@@ -104,6 +104,13 @@ def self_test(gpus: int, when: str = "before any student code ran") -> str | Non
     return None
 
 
+def is_cuda_failure(problem: str) -> bool:
+    """Whether ``problem`` (a start-up's machine problem) is the GPU self-test failing: CUDA did not start, or not
+    on every GPU (``cuda_layers.explain`` then finds which protection stops it)."""
+    return problem.startswith(("the submission's sandboxed process sees ", "the grading machine failed a self-test of "
+                               )) and "autograd on the CPU" not in problem
+
+
 def machine_failure(exc: BaseException) -> str | None:
     """Whether ``exc``, raised while student code ran, is the grading machine's failure: a ``MachineProblem`` (or the
     profiler's ``ProfilerMissedWork``) raised by the autograder's own code, or a message CUDA gives for a failing
