@@ -102,12 +102,50 @@ def stand_ins(sim) -> dict[str, Any]:
         "get_device_properties": lambda device=None: _properties(sim, which(device)),
         "get_device_capability": lambda device=None: sim.profile.capability,
         **sim.rng.stand_ins(which, sim.n),
-        "memory_allocated": lambda device=None: 0,
-        "max_memory_allocated": lambda device=None: 0,
-        "reset_peak_memory_stats": lambda device=None: None,
-        "empty_cache": lambda: None,
+        **sim.memory.stand_ins(which, sim.profile.memory_gib * 2**30),
         "FloatTensor": _unsupported("torch.cuda.FloatTensor", "Use torch.randn(..., device='cuda:0') or .to(device)."),
     }
+
+
+class SimNvtx:
+    """``torch.cuda.nvtx``'s library: profiling ranges are no-ops on the simulated GPUs (as on real ones without a
+    profiler attached), with NVTX's return values: push/pop give the zero-based depth, start a handle."""
+
+    def __init__(self) -> None:
+        self.depth, self.handles = 0, 0
+
+    def rangePushA(self, msg: str) -> int:  # noqa: N802 - NVTX's own names
+        self.depth += 1
+        return self.depth - 1
+
+    def rangePop(self) -> int:  # noqa: N802
+        if self.depth == 0:
+            return -1  # NVTX: no range to end
+        self.depth -= 1
+        return self.depth
+
+    def rangeStartA(self, msg: str) -> int:  # noqa: N802
+        self.handles += 1
+        return self.handles
+
+    def rangeEnd(self, range_id: int) -> None:  # noqa: N802
+        return None
+
+    def markA(self, msg: str) -> None:  # noqa: N802
+        return None
+
+    def deviceRangeStart(self, msg: str, stream: int = 0) -> object:  # noqa: N802
+        return object()
+
+    def deviceRangeEnd(self, range_handle: object, stream: int = 0) -> None:  # noqa: N802
+        return None
+
+
+def module_stand_ins(sim) -> list[tuple[Any, str, Any]]:
+    """Stand-ins on torch.cuda's submodules: (module, attribute, value)."""
+    import torch.cuda.nvtx
+
+    return [(torch.cuda.nvtx, "_nvtx", SimNvtx())]
 
 
 def accelerator_stand_ins(sim) -> dict[str, Any]:

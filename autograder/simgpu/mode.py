@@ -71,7 +71,8 @@ class SimulatedCudaMode(TorchFunctionMode):
             Tensor.backward: self._backward,
             torch.autograd.backward: self._backward,
             torch.autograd.grad: self._autograd_grad,
-            Tensor.pin_memory: lambda f, a, k: a[0],
+            Tensor.pin_memory: self._pin_memory,
+            Tensor.is_pinned: lambda f, a, k: device_of(a[0]).type == "cpu" and _is_pinned(a[0]),
             Tensor.record_stream: lambda f, a, k: None,
             Tensor.type: self._type,
             # nn.Module.to parses its arguments with this: its device= keyword is a request, not a factory's
@@ -109,6 +110,10 @@ class SimulatedCudaMode(TorchFunctionMode):
         return self._run(func, args, kwargs)
 
     def _run(self, func, args, kwargs):
+        if kwargs.get("pin_memory"):  # a factory making page-locked host memory: made, then marked pinned
+            out = self._run(func, args, {**kwargs, "pin_memory": False})
+            _mark_pinned(out)
+            return out
         tensors = _tensors((args, kwargs))
         requested = kwargs.get("device")
         if requested is not None:
@@ -270,6 +275,18 @@ class SimulatedCudaMode(TorchFunctionMode):
                 place(g, device_of(t))
         return grads
 
+    def _pin_memory(self, func, args, kwargs):
+        """A page-locked copy of a CPU tensor (itself if pinned already); a GPU tensor cannot be pinned."""
+        t = args[0]
+        if device_of(t).type != "cpu":
+            raise RuntimeError(f"cannot pin '{t.type().replace('torch.', 'torch.cuda.')}' only dense CPU tensors "
+                               "can be pinned")
+        if _is_pinned(t):
+            return t
+        out = t.clone()
+        _mark_pinned(out)
+        return out
+
     # ------------------------------------------------------------------ refusals
     def _refuse_numpy(self, func, args, kwargs):
         d = device_of(args[0])
@@ -388,6 +405,17 @@ def _place_new(target: torch.device, inputs: list[Tensor], out: Any, untagged_on
             place(t, target)
             fresh = True
     return fresh
+
+
+_PINNED = "_simulated_pinned"  # on the storage, like the device tag: views of pinned memory are pinned
+
+
+def _mark_pinned(t: Tensor) -> None:
+    setattr(t.untyped_storage(), _PINNED, True)
+
+
+def _is_pinned(t: Tensor) -> bool:
+    return getattr(t.untyped_storage(), _PINNED, False)
 
 
 def _name(func: Callable) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .active import _state
+
 _TAG = "_simulated_device"
 CPU = torch.device("cpu")
 
@@ -27,11 +29,16 @@ def device_of(t: torch.Tensor) -> torch.device:
 def place(t: torch.Tensor, device: torch.device) -> None:
     """Tag ``t``'s storage with ``device`` (a ``cuda`` device; ``cpu`` removes the tag)."""
     storage = t.untyped_storage()
+    old = getattr(storage, _TAG, None)
     if device.type == "cpu":
-        if hasattr(storage, _TAG):
+        if old is not None:
             delattr(storage, _TAG)
     else:
         setattr(storage, _TAG, device)
+    memory = getattr(getattr(_state, "sim", None), "memory", None)  # memory.py: the live bytes per device
+    if memory is not None and old != device and (old is not None or device.type == "cuda"):
+        memory.moved(storage, storage._cdata, None if old is None else old.index,
+                     device.index if device.type == "cuda" else None)
 
 
 def storage_key(t: torch.Tensor) -> int:

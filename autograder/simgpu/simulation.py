@@ -24,6 +24,7 @@ import torch
 from . import cuda_api
 from .active import active_simulation, set_active, simulation_active
 from .clock import DeviceClocks
+from .memory import MemoryLedger
 from .mode import DeviceAccounting, SimulatedCudaMode
 from .placement import SimulationUnsupported
 from .profiles import DEFAULT_GPU, GpuProfile, gpu_profile
@@ -44,6 +45,7 @@ class Simulation:
         self.current_device = 0
         self.clocks = DeviceClocks(n, self.profile)
         self.rng = DeviceGenerators(n)  # one generator per device, as torch.cuda.default_generators
+        self.memory = MemoryLedger(n)  # the live tensors' bytes per device (memory_allocated ...)
         self.mode = SimulatedCudaMode(self)
 
     @property
@@ -102,6 +104,7 @@ def simulated_gpus(n: int = 2, *, gpu: str | GpuProfile = DEFAULT_GPU) -> Iterat
     patches = [(torch.cuda, name, value) for name, value in cuda_api.stand_ins(sim).items()]
     patches += [(torch.accelerator, name, value) for name, value in cuda_api.accelerator_stand_ins(sim).items()]
     patches.append((torch, "compile", _refuse_compile))
+    patches += cuda_api.module_stand_ins(sim)  # torch.cuda.nvtx ...
     saved = [(obj, name, obj.__dict__.get(name, _MISSING)) for obj, name, _ in patches]
     try:
         for obj, name, value in patches:
