@@ -406,6 +406,33 @@ PIPELINE_MUTANTS = [
          "        self.split_size = split_size\n"),
         ("moved = self.relu1(self.layer1(next(chunks))).to(self.device1)",
          "moved = self.stages[0](next(chunks)).to(self.device1)"),
+    _m("variant_nvtx_ranges", "marks its forward with torch.cuda.nvtx ranges for a profiler",
+       [("x = self.relu1(self.layer1(x.to(self.device0)))",
+         "torch.cuda.nvtx.range_push(\"stage0\")\n        x = self.relu1(self.layer1(x.to(self.device0)))\n"
+         "        torch.cuda.nvtx.range_pop()"),
+        ("return self.relu2(self.layer2(x))",
+         "with torch.cuda.nvtx.range(\"stage1\"):\n            torch.cuda.nvtx.mark(\"after move\")\n"
+         "            return self.relu2(self.layer2(x))")],
+       set()),
+    _m("variant_cuda_seed_and_memory", "seeds CUDA's generators and reads memory statistics while timing",
+       [("    optimizer = torch.optim.SGD(", "    torch.cuda.manual_seed_all(0)\n    optimizer = torch.optim.SGD("),
+        ("        start = time.perf_counter()\n",
+         "        for device in (model.device0, model.device1):\n"
+         "            if device.type == \"cuda\":\n"
+         "                torch.cuda.reset_peak_memory_stats(device)\n"
+         "        start = time.perf_counter()\n"),
+        ("        return (time.perf_counter() - start) / repeats",
+         "        elapsed = (time.perf_counter() - start) / repeats\n"
+         "        if model.device1.type == \"cuda\":\n"
+         "            assert torch.cuda.max_memory_allocated(model.device1) > 0  # layer2 lives there\n"
+         "        return elapsed")],
+       set()),
+    _m("variant_pinned_input", "copies a CPU input from pinned memory with non_blocking=True",
+       [("x = self.relu1(self.layer1(x.to(self.device0)))",
+         "if x.device.type == \"cpu\" and self.device0.type == \"cuda\":\n"
+         "            x = x.pin_memory()\n"
+         "        x = self.relu1(self.layer1(x.to(self.device0, non_blocking=True)))")],
+       set()),
         ("moved = self.relu1(self.layer1(chunk)).to(self.device1)", "moved = self.stages[0](chunk).to(self.device1)"),
         ("outputs.append(self.relu2(self.layer2(moved)))", "outputs.append(self.stages[1](moved))")],
        {"pipeline_placement", "pipeline_matches_unsplit", "pipeline_overlaps"}),
