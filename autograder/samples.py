@@ -380,32 +380,6 @@ VARIANTS = [
         ("x = self.relu1(self.layer1(x.to(self.device0)))", "x = self.relu1(self.layer1(x.to(device=self.device0)))"),
         ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(device=self.device1)  # the GPU-to-GPU copy")],
        set()),
-]
-# Part 5 (graded only when grading.yml enables the pipeline checks): each breaks PipelinedMPModel only.
-LOOP_STEP = "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ..."
-PIPELINE_MUTANTS = [
-    _m("pipeline_sync_in_loop", "waits for device1 inside the micro-batch loop",
-       [(LOOP_STEP, LOOP_STEP + "\n            torch.cuda.synchronize(self.device1)")], {"pipeline_overlaps"}),
-    _m("pipeline_wrong_order", "concatenates the micro-batches in reverse order",
-       [(LOOP_STEP, LOOP_STEP.replace("outputs.append(", "outputs.insert(0, ")),
-        ("        outputs.append(self.relu2(self.layer2(moved)))\n        return torch.cat",
-         "        outputs.insert(0, self.relu2(self.layer2(moved)))\n        return torch.cat")],
-       {"pipeline_matches_unsplit"}),
-    _m("pipeline_input_not_moved", "feeds a CPU input to layer1 without moving it to device0",
-       [("chunks = iter(x.to(self.device0).split(", "chunks = iter(x.split(")], {"pipeline_matches_unsplit"}),
-    _m("pipeline_wrong_device", "returns the output on device0",
-       [("return torch.cat(outputs)  # (B, 1000) on device1", "return torch.cat(outputs).to(self.device0)")],
-       {"pipeline_placement"}),
-    _m("pipeline_halves_in_a_list", "keeps its two halves in a plain list (no model.layer1/layer2, unregistered)",
-       [("class PipelinedMPModel(SimpleMPModel):", "class PipelinedMPModel(nn.Module):"),
-        ("        super().__init__(device0, device1)\n        self.split_size = split_size\n",
-         "        super().__init__()\n"
-         "        self.device0, self.device1 = torch.device(device0), torch.device(device1)\n"
-         "        self.stages = [nn.Sequential(nn.Linear(1000, 2000), nn.ReLU()).to(self.device0),\n"
-         "                       nn.Sequential(nn.Linear(2000, 1000), nn.ReLU()).to(self.device1)]\n"
-         "        self.split_size = split_size\n"),
-        ("moved = self.relu1(self.layer1(next(chunks))).to(self.device1)",
-         "moved = self.stages[0](next(chunks)).to(self.device1)"),
     _m("variant_nvtx_ranges", "marks its forward with torch.cuda.nvtx ranges for a profiler",
        [("x = self.relu1(self.layer1(x.to(self.device0)))",
          "torch.cuda.nvtx.range_push(\"stage0\")\n        x = self.relu1(self.layer1(x.to(self.device0)))\n"
@@ -433,6 +407,32 @@ PIPELINE_MUTANTS = [
          "            x = x.pin_memory()\n"
          "        x = self.relu1(self.layer1(x.to(self.device0, non_blocking=True)))")],
        set()),
+]
+# Part 5 (graded only when grading.yml enables the pipeline checks): each breaks PipelinedMPModel only.
+LOOP_STEP = "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ..."
+PIPELINE_MUTANTS = [
+    _m("pipeline_sync_in_loop", "waits for device1 inside the micro-batch loop",
+       [(LOOP_STEP, LOOP_STEP + "\n            torch.cuda.synchronize(self.device1)")], {"pipeline_overlaps"}),
+    _m("pipeline_wrong_order", "concatenates the micro-batches in reverse order",
+       [(LOOP_STEP, LOOP_STEP.replace("outputs.append(", "outputs.insert(0, ")),
+        ("        outputs.append(self.relu2(self.layer2(moved)))\n        return torch.cat",
+         "        outputs.insert(0, self.relu2(self.layer2(moved)))\n        return torch.cat")],
+       {"pipeline_matches_unsplit"}),
+    _m("pipeline_input_not_moved", "feeds a CPU input to layer1 without moving it to device0",
+       [("chunks = iter(x.to(self.device0).split(", "chunks = iter(x.split(")], {"pipeline_matches_unsplit"}),
+    _m("pipeline_wrong_device", "returns the output on device0",
+       [("return torch.cat(outputs)  # (B, 1000) on device1", "return torch.cat(outputs).to(self.device0)")],
+       {"pipeline_placement"}),
+    _m("pipeline_halves_in_a_list", "keeps its two halves in a plain list (no model.layer1/layer2, unregistered)",
+       [("class PipelinedMPModel(SimpleMPModel):", "class PipelinedMPModel(nn.Module):"),
+        ("        super().__init__(device0, device1)\n        self.split_size = split_size\n",
+         "        super().__init__()\n"
+         "        self.device0, self.device1 = torch.device(device0), torch.device(device1)\n"
+         "        self.stages = [nn.Sequential(nn.Linear(1000, 2000), nn.ReLU()).to(self.device0),\n"
+         "                       nn.Sequential(nn.Linear(2000, 1000), nn.ReLU()).to(self.device1)]\n"
+         "        self.split_size = split_size\n"),
+        ("moved = self.relu1(self.layer1(next(chunks))).to(self.device1)",
+         "moved = self.stages[0](next(chunks)).to(self.device1)"),
         ("moved = self.relu1(self.layer1(chunk)).to(self.device1)", "moved = self.stages[0](chunk).to(self.device1)"),
         ("outputs.append(self.relu2(self.layer2(moved)))", "outputs.append(self.stages[1](moved))")],
        {"pipeline_placement", "pipeline_matches_unsplit", "pipeline_overlaps"}),
