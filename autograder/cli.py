@@ -2,6 +2,7 @@
 
     python -m autograder grade [SUBMISSION_DIR] [--results FILE] [--devices auto|cuda|sim]
     python -m autograder grade submitted/ --out OUT_DIR          # a whole collected class
+    python -m autograder report OUT_DIR                          # the class report of a graded folder, again
     python -m autograder gradebook OUT_DIR                       # scores -> nbgrader's gradebook
     python -m autograder release                                 # solutions/ -> assignment/ (nbgrader)
     python -m autograder timeline --out timeline.png             # the idle GPUs, and the pipelined cure
@@ -20,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .batch import grade_class, merge
+from .batch import find_submissions, grade_class, merge, select_shard
 from .contract import MODULE_FILE
 from .course import course_dir, use
 from .devices import CHOICES, DevicesUnavailable, resolve, torch_gpu_count
@@ -36,7 +37,8 @@ from .student_cli import add_check_command
 GRADE_EXAMPLES = """examples:
   python -m autograder grade                                    # the reference and typical mistakes
   python -m autograder grade path/to/student --results results.json
-  python -m autograder grade submitted/ --out graded/ -j 2      # a class: graded/<student>/, graded/summary.csv
+  python -m autograder grade submitted/ --out graded/ -j 2      # a class: graded/<student>/, graded/summary.csv,
+                                                                # the class report (report.html, class.json)
 """
 DEVICES = {"choices": CHOICES, "default": "auto",
            "help": "auto: real GPUs when two are present, else simulated; cuda: real GPUs or refuse"}
@@ -99,6 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     r = commands.add_parser("release", parents=[course],
                             help="regenerate assignment/ from solutions/ (nbgrader generate_assignment)")
     r.set_defaults(func=lambda a: _release())
+    c = commands.add_parser("report", parents=[course],
+                            help="the class report of a graded folder: per-check table, histogram, flagged",
+                            description="Print the class report of a folder graded with `grade submitted/ --out "
+                                        "OUT_DIR` (per check: pass rate, the most common first message and how many "
+                                        "students got it; the score histogram; flagged and not-graded submissions) "
+                                        "and write OUT_DIR/report.html and OUT_DIR/class.json.",
+                            epilog="example: python -m autograder report graded/")
+    c.add_argument("out", type=Path, help="the --out folder of a class grading run")
+    c.add_argument("--rubric", **RUBRIC)
+    c.set_defaults(func=_report)
     b = commands.add_parser("gradebook", parents=[course],
                             help="write OUT_DIR/summary.csv scores into nbgrader's gradebook")
     b.add_argument("out", type=Path, help="the --out folder of a class grading run")
@@ -160,8 +172,10 @@ def _grade(args: argparse.Namespace) -> int:
         reports = grade_class(args.submission, args.out, rubric, mode, jobs=args.jobs, force=args.force,
                               shard=args.shard, sim_gpu=args.sim_gpu, release_hidden=args.release_hidden,
                               limits=limits)
-        print(f"graded {len(reports)} submission{'' if len(reports) == 1 else 's'} (unchanged ones skipped); "
+        selected = len(select_shard(sorted(find_submissions(args.submission, rubric.assignment)), args.shard))
+        print(f"{_graded_line(len(reports), selected - len(reports), args.force)}; "
               f"summary in {args.out / 'summary.csv'}")
+        print(_class_report(args.out, rubric))
     elif args.submission is not None:
         reports = [grade(args.submission, rubric, mode, limits, sim_gpu=args.sim_gpu)]
         print(table(reports[0]))
@@ -177,6 +191,30 @@ def _grade(args: argparse.Namespace) -> int:
         reports = [report for _, report in named]
     if args.junit:
         write_junit(reports, args.junit)
+    return 0
+
+
+def _graded_line(graded: int, kept: int, force: bool) -> str:
+    """What a class run did: how many it graded now, and how many it kept from an earlier run (and why)."""
+    def n(count: int) -> str:
+        return f"{count} submission{'' if count == 1 else 's'}"
+
+    line = f"graded {n(graded)}"
+    if force:
+        return line + " (--force: every one again)"
+    if kept:
+        line += f"; kept {kept} graded earlier (unchanged since; --force grades them again)"
+    return line
+
+
+def _class_report(out: Path, rubric) -> str:
+    from .classreport import write_class_report
+
+    return write_class_report(out, rubric)
+
+
+def _report(args: argparse.Namespace) -> int:
+    print(_class_report(args.out, load_rubric(args.rubric)))
     return 0
 
 
@@ -227,8 +265,10 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    summary = merge(args.sources, args.out, load_rubric(args.rubric))
+    rubric = load_rubric(args.rubric)
+    summary = merge(args.sources, args.out, rubric)
     print(f"merged {len(args.sources)} folder(s); summary in {summary}")
+    print(_class_report(args.out, rubric))
     return 0
 
 

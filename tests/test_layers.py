@@ -21,8 +21,8 @@ LAYERS = [
     ("the submission's process", {"sandbox"}),
     ("graders and their expectations", {"graders"}),
     ("grading", {"grading"}),
-    ("reports and tools on top of grading", {"reports", "timeline", "doctor", "notebook", "gradebook", "check", "kit",
-                                             "gradescope", "gpu_setup"}),
+    ("reports and tools on top of grading", {"reports", "classreport", "timeline", "doctor", "notebook",
+                                             "gradebook", "check", "kit", "gradescope", "gpu_setup"}),
     ("class grading", {"batch"}),
     ("entry points", {"cli", "__main__", "__init__", "pytest_plugin", "student_cli"}),
 ]

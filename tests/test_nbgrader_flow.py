@@ -111,10 +111,9 @@ def test_exported_grades_agree_with_summary(flow):
 def _readme_trial() -> str:
     """The one-machine trial of docs/instructors.md, exactly as a reader copies it: the first bash block after its
     heading."""
-    readme = (REPO / "docs" / "instructors.md").read_text()
-    after = readme[readme.index("**Try the whole flow on one machine first**"):]
-    start = after.index("```bash\n") + len("```bash\n")
-    return after[start:after.index("```", start)]
+    from docs_commands import block
+
+    return block("docs/instructors.md", "**Try the whole flow on one machine first**")
 
 
 def test_the_readme_one_machine_trial_runs_as_written(tmp_path):
