@@ -130,6 +130,12 @@ SCANNED = [  # (event, snippet): the scan must report ``event`` at the marked li
     ("import autograder", "import autograder  # <-"),
     ("import autograder", "import autograder.busy\nprobes = autograder.sandbox.probes  # <-"),
     ("patches autograder.busy.record", "from autograder import busy\nbusy.record = None  # <-"),
+    # Library calls that hand a frame or a closure back, and operator's getters by a name not written (issue 23).
+    ("inspect.getclosurevars", "import inspect\nfound = inspect.getclosurevars(print)  # <-"),
+    ("logging.currentframe", "import logging\nframe = logging.currentframe()  # <-"),
+    ("attrgetter of a computed name", "import operator\nname = 'f_' + 'back'\nup = operator.attrgetter(name)  # <-"),
+    ("methodcaller of a computed name", "from operator import methodcaller\ncall = methodcaller('x' + 'y')  # <-"),
+    (".f_back", "import operator\nup = operator.attrgetter('f_back.f_locals')  # <-"),
 ]
 
 
@@ -169,6 +175,10 @@ HONEST = [  # what students write for good reasons: never a flag
     "torch_ = sys.modules['torch']",
     "import functools\n\n\n@functools.wraps(print)\ndef say(*args):\n    return print(*args)",
     "import os\nfolder = os.path.join(os.getcwd(), 'out')\nnames = os.listdir('.')",
+    # Literal getters, the student's own layers by a built name, the process's own /proc entries by its pid.
+    "import operator\nweights = operator.attrgetter('weight', 'bias')\nmove = operator.methodcaller('to', 'cpu')",
+    "class Two:\n    layer1 = layer2 = None\n\n\nlayers = [getattr(Two, f'layer{i}') for i in (1, 2)]",
+    "import os\nstatus = open(f'/proc/{os.getpid()}/status').read()",
 ]
 
 
@@ -228,6 +238,13 @@ HOOKED = [  # (event, where: None = the marked line, snippet): seen at run time,
     ("patches autograder.sandbox.probes._Workloads.seconds_per_forward", "model_parallel.py",
      "import sys\nprobes = sys.modules['auto' + 'grader.sandbox.probes']\n"
      "setattr(probes._Workloads, 'seconds_per_' + 'forward', lambda self, marks: 0.0)  # <-"),
+    # Frames and closures through a library that hands them back, and getattr by a name built at run time (issue 23).
+    ("sys._getframe", None, "import logging\nframe = vars(logging)['current' + 'frame']()  # <-"),
+    ("inspect.getclosurevars", None, "import inspect\nfound = vars(inspect)['getclosure' + 'vars'](lambda: nn)  # <-"),
+    (".f_back", None, "try:\n    raise ValueError\nexcept ValueError as error:\n    here = error.__traceback__\n"
+                             "name = 'f_' + 'back'\nup = getattr(here.tb_frame, name)  # <-"),
+    (".__closure__", None, "def outer():\n    return lambda: nn\n\n\nname = '__clo' + 'sure__'\n"
+                                  "cells = getattr(outer(), name)  # <-"),
     # The hook's module and builtins are within reach (no audited event): rebinding them changes nothing it does.
     ("sys._getframe", None, "import builtins, sys\naudit = sys.modules['auto' + 'grader.sandbox.audit']\n"
                             "audit.FRAME_HELPERS = audit.DIRECT = audit.ANY = ()\n"
@@ -276,6 +293,19 @@ def test_the_hook_attributes_by_caller_and_counts_each_place_once(tmp_path):
                          "for _ in range(3):\n    getattr(sys, '_get' + 'frame')(0)  # <-")
     flags = _run_import(tmp_path / "submission", source)
     assert flags == [{"event": "sys._getframe", "where": f"model_parallel.py:{line}", "detail": ""}]
+
+
+def test_honest_library_use_and_built_names_are_never_flagged(tmp_path):
+    """logging (its findCaller walks frames through logging.currentframe), warnings, namedtuple, dataclass,
+    inspect.signature, and getattr of the student's own layers by a built name: no flag (issue 23, item 2)."""
+    source, _ = _with("import collections, dataclasses, inspect, logging, warnings\n"
+                      "logging.basicConfig()\nlogging.getLogger('x').warning('honest')\nlogging.info('honest')\n"
+                      "warnings.warn('honest')\nPair = collections.namedtuple('Pair', 'a b')\n\n\n"
+                      "@dataclasses.dataclass\nclass Box:\n    layer1: int = 1\n    layer2: int = 2\n\n\n"
+                      "sizes = [getattr(Box(), f'layer{i}') for i in (1, 2)]\n"
+                      "shown = inspect.signature(Box).parameters\nname = getattr(Box, '__na' + 'me__')  # <-")
+    assert scan_source(source, "model_parallel.py") == []
+    assert _run_import(tmp_path / "submission", source) == []
 
 
 def _hook_calls(tmp_path: Path, monkeypatch, library: Path) -> tuple[list, dict]:

@@ -47,7 +47,18 @@ PROC_READABLE = ("/proc/self/status", "/proc/self/statm", "/proc/self/stat", "/p
 # Which standard-library frames may stand between the event and the student's frame:
 DIRECT = ()  # none: the student called the audited builtin itself (exec, gc.get_objects ...)
 ANY = ("",)  # any: fork, ctypes, /proc are the student's doing whichever stdlib module did it for them
-FRAME_HELPERS = ("inspect", "traceback.walk_stack")  # these hand the caller's frames back to it
+# These hand the caller's frames (or a function's closure) back to it. Only when the student's code called them
+# directly: every standard-library frame between the event and the student's must be one of them, so logging's own
+# findCaller (it calls logging.currentframe for itself, then goes on in logging) never counts.
+FRAME_HELPERS = ("inspect", "traceback.walk_stack", "logging.<lambda>", "logging.currentframe")
+CLOSURE_HELPERS = ("inspect.getclosurevars",)  # reads __code__ (an audited read) to reach a function's closure
+# getattr with a name the student's code computed, resolved at run time (``checked_getattr``): these names reach
+# frames, closures, code and the interpreter's internals. Honest dunders (__name__, __class__ ...) are not among them.
+RUN_TIME_NAMES = frozenset(("f_back", "f_locals", "f_globals", "f_builtins", "f_code", "f_trace", "tb_frame",
+                            "tb_next", "gi_frame", "cr_frame", "ag_frame", "cell_contents"))
+HONEST_DUNDERS = frozenset(("__name__", "__qualname__", "__module__", "__doc__", "__class__", "__len__", "__iter__",
+                            "__call__", "__annotations__", "__version__", "__file__", "__getitem__", "__enter__",
+                            "__exit__", "__init__", "__repr__", "__str__", "__dict__"))
 FRAME_ATTRIBUTES = ("tb_frame", "gi_frame", "cr_frame", "ag_frame")  # ways to a frame that raise object.__getattr__
 CODE_ATTRIBUTES = ("__code__", "__defaults__", "__kwdefaults__", "__bases__", "__class__")  # object.__setattr__
 PROCESS_EVENTS = ("os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen",
@@ -170,6 +181,7 @@ def _hook(send, classify):
     type_name = type.__dict__["__name__"].__get__  # never a student metaclass's __name__
     student, stdlib, library, autograder_dir = _STUDENT, _STDLIB, _LIBRARY, AUTOGRADER_DIR + "/"
     direct, any_helper, frame_helpers, proc_readable = DIRECT, ANY, FRAME_HELPERS, PROC_READABLE
+    closure_helpers = CLOSURE_HELPERS
     frame_attributes, code_attributes = FRAME_ATTRIBUTES, CODE_ATTRIBUTES
     process_events, path_events = PROCESS_EVENTS, PATH_EVENTS
     kit = tuple_(m[len_("autograder."):].replace(".", "/") for m in STUDENT_MODULES)  # busy, simgpu ...
@@ -213,6 +225,8 @@ def _hook(send, classify):
         """(label, detail, helpers, through_import) for an event worth attributing, else None."""
         if event == "object.__getattr__":
             name = args[1] if len_(args) > 1 and type_(args[1]) is str_ else ""
+            if name == "__code__":  # honest code and libraries read it; through getclosurevars it reaches closures
+                return "inspect.getclosurevars", "", closure_helpers, False
             return (f".{name}", "", frame_helpers, False) if name in frame_attributes else None
         if event == "object.__setattr__":
             name = args[1] if len_(args) > 1 and type_(args[1]) is str_ else ""
@@ -247,7 +261,6 @@ def _hook(send, classify):
 
     def attribute(frame: Any, helpers: tuple, through_import: bool) -> str | None:
         """``file:line`` of the student's frame that caused the event, or None when it was not the student."""
-        helped = False
         while frame is not None:
             code = frame.f_code
             kind, module = classify(code.co_filename)
@@ -258,11 +271,9 @@ def _hook(send, classify):
             if kind is stdlib:
                 if module.startswith("importlib") and not through_import:
                     return None  # the import system's own files and code objects, for an import statement
-                if not helped:
-                    if not any_(module == h or module.startswith(h + ".") or f"{module}.{code.co_name}" == h
-                                or h == "" for h in helpers):
-                        return None
-                    helped = True
+                if not any_(module == h or module.startswith(h + ".") or f"{module}.{code.co_name}" == h
+                            or h == "" for h in helpers):
+                    return None
             frame = frame.f_back
         return None
 
@@ -286,6 +297,27 @@ def _hook(send, classify):
             busy.discard(me)
 
     return hook
+
+
+def checked_getattr(submission: Path):
+    """``getattr`` for the student's module namespace (``worker._load`` puts it there before the module runs): the
+    builtin, plus a flag when the name it resolves at run time reaches frames, closures or code (RUN_TIME_NAMES, or a
+    dunder other than HONEST_DUNDERS) - what ``getattr(frame, "f_" + "back")`` hides from the scan. A literal name
+    is the scan's to judge; ``getattr(self, f"layer{i}")`` passes untouched."""
+    builtin, getframe, type_, str_ = getattr, sys._getframe, type, str
+    own, names, honest = str(Path(submission).resolve()) + os.sep, RUN_TIME_NAMES, HONEST_DUNDERS
+
+    def getattr_(obj: Any, name: Any, *default: Any) -> Any:
+        if type_(name) is str_ and (name in names or (name[:2] == "__" and name[-2:] == "__" and name not in honest)):
+            caller = getframe(1)
+            if _send is not None and caller.f_code.co_filename.startswith(own):
+                _send(f".{name}", f"{caller.f_code.co_filename.rpartition(os.sep)[2]}:{caller.f_lineno}",
+                      "a name computed at run time")
+        return builtin(obj, name, *default)
+
+    getattr_.__name__ = getattr_.__qualname__ = "getattr"
+    getattr_.__doc__ = builtin.__doc__
+    return getattr_
 
 
 # ---------------------------------------------------------------------------------------------- patches

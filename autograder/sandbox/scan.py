@@ -30,7 +30,12 @@ FLAGGED_NAMES = {
     "os.setpgid", "os.posix_spawn", "os.posix_spawnp", "signal.signal", "signal.setitimer", "signal.alarm",
     "signal.pthread_kill", "signal.set_wakeup_fd", "signal.siginterrupt", "resource.setrlimit", "resource.prlimit",
     "os.dup", "os.dup2", "os.close", "os.closerange", "os.pipe", "os.pipe2",  # taking over the replies pipe
+    # library calls that hand a frame or a closure back to their caller
+    "inspect.getclosurevars", "logging.currentframe", "traceback.walk_tb",
 }
+# operator's getters read attributes by a name given as a string: a name not written literally hides what they reach.
+NAMED_GETTERS = {"operator.attrgetter": "attrgetter", "operator.methodcaller": "methodcaller",
+                 "_operator.attrgetter": "attrgetter", "_operator.methodcaller": "methodcaller"}
 FLAGGED_PREFIXES = ("os.exec", "os.spawn")  # execv, execve, spawnlp ...
 FLAGGED_MODULES = {"ctypes": "ctypes", "_ctypes": "ctypes", "cffi": "ctypes", "subprocess": "subprocess",
                    "pty": "subprocess", "_posixsubprocess": "subprocess", "_posixshmem": "_posixshmem",
@@ -316,6 +321,15 @@ class _Scanner:
             owner = node.args[0]  # the module itself, by the name it was imported as: not self, not a model
             if isinstance(owner, ast.Name) and self.name(owner) in COMPUTED_ATTRIBUTE_MODULES:
                 yield f"{function[len('builtins.'):]} of a computed name", node
+        if function in NAMED_GETTERS:
+            names = node.args if NAMED_GETTERS[function] == "attrgetter" else node.args[:1]
+            for arg in names:
+                literal = _constant(arg)
+                if literal is None:
+                    yield f"{NAMED_GETTERS[function]} of a computed name", node
+                for part in (literal or "").split("."):
+                    if part in FRAME_ATTRIBUTES or part in FUNCTION_ATTRIBUTES:
+                        yield f".{part}", node
         if isinstance(node.func, ast.Attribute) and node.func.attr == "get" and node.args and \
                 self.name(node.func.value) == "sys.modules":
             yield from self._module_lookup(node.args[0], node)

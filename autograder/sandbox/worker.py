@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import os
 import signal
@@ -74,12 +75,27 @@ def _load(submission: Path) -> None:
         audit.install(_State.reply_fd, submission)  # before the first line of student code runs
     before = audit.snapshot()
     try:
-        _State.module = importlib.import_module(MODULE)
+        _State.module = _import_student_module(submission)
     except Exception as exc:  # noqa: BLE001 - any failure to import is the student's to see
         missing = exc.name if isinstance(exc, ModuleNotFoundError) else None  # the trusted side decides whose fault
         _State.import_error = {**_student_error(exc, submission), "during": "import", "missing_module": missing,
                                "machine": gpucheck.machine_failure(exc)}
     audit.report_patches(before, "while model_parallel.py was imported")
+
+
+def _import_student_module(submission: Path) -> Any:
+    """``import model_parallel``, as importlib does it, with the audit's ``getattr`` in the module's namespace before
+    its first line runs (audit.checked_getattr): names computed at run time that reach frames or closures are seen."""
+    spec = importlib.util.spec_from_file_location(MODULE, submission / MODULE_FILE)
+    module = importlib.util.module_from_spec(spec)
+    module.getattr = audit.checked_getattr(submission)
+    sys.modules[MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(MODULE, None)
+        raise
+    return sys.modules[MODULE]
 
 
 def serve(source: str, mode: str, requests, replies, output, scratch: str, limits: Limits,
