@@ -538,3 +538,32 @@ COMPILED_TIMING = ("    with torch.no_grad():\n        for _ in range(warmup):\n
 REAL_GPUS_ONLY = [
     _m("variant_compiled_timing", "times a torch.compile'd model (warm-up included)", [COMPILED_TIMING], set()),
 ]
+
+
+# Issue 21, item 5: lower precision, as real GPUs run it. The simulation follows CUDA's autocast lists and TF32 rounding
+# (simgpu/autocast.py, tf32.py), so these lose on simulated GPUs the checks they lose on real ones (the same graders
+# judge both): outputs 3e-4 off the float32 reference (forward tolerance 1e-5), weights 2e-5 to 6e-5 off after 4 steps
+# (4x to 15x the real-GPU weight tolerance). A float16 activation is still a direct copy of the right values
+# (direct_transfer accepts 2- and 4-byte values). TF32 is the GPU's, not the code's: on a T4 profile (no TF32) the
+# same file gets full marks. (A float16 model: MUTANTS' float16_model.)
+AUTOCAST_FORWARD = ("        x = self.relu1(self.layer1(x.to(self.device0)))  # (B, 2000) on device0\n",
+                    "        with torch.autocast(\"cuda\"):  # float16 matmuls on both GPUs\n"
+                    "            x = self.relu1(self.layer1(x.to(self.device0)))  # (B, 2000) on device0\n")
+PRECISION_SAMPLES = [
+    _m("autocast_forward", "runs the forward under torch.autocast('cuda'): float16 activations and output",
+       [AUTOCAST_FORWARD, ("        return self.relu2(self.layer2(x))  # (B, 1000) on device1\n",
+                           "        with torch.autocast(\"cuda\"):\n"
+                           "            return self.relu2(self.layer2(x))  # (B, 1000) on device1\n")],
+       {"forward_values", "train_matches_reference"}),
+    _m("autocast_amp_train", "trains with torch.autocast('cuda', dtype=torch.bfloat16) and a GradScaler",
+       [("        loss = loss_fn(model(x), y.to(model.device1))\n        loss.backward()\n"
+         "        optimizer.step()\n",
+         "        with torch.autocast(device_type=\"cuda\", dtype=torch.bfloat16):\n"
+         "            loss = loss_fn(model(x), y.to(model.device1))\n        scaler.scale(loss).backward()\n"
+         "        scaler.step(optimizer)\n        scaler.update()\n"),
+        ("    loss_fn = nn.MSELoss()\n", "    loss_fn = nn.MSELoss()\n    scaler = torch.amp.GradScaler(\"cuda\")\n")],
+       {"train_matches_reference"}),
+    _m("tf32_matmuls", "turns on TF32 for float32 matmuls (torch.backends.cuda.matmul.allow_tf32 = True)",
+       [("from torch import nn\n", "from torch import nn\n\ntorch.backends.cuda.matmul.allow_tf32 = True\n")],
+       {"forward_values", "train_matches_reference"}),
+]
