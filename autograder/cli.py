@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                             help="check this machine before grading a class on it (GPUs, verdicts)")
     d.add_argument("--out", type=Path, default=Path("doctor"), help="folder for doctor.json/doctor.md")
     d.add_argument("--sim-gpu", **SIM_GPU)
+    d.add_argument("--quick", action="store_true",
+                   help="the proof that fits minutes on one GPU (scripts/verify_on_gpus.sh --quick)")
     d.set_defaults(func=_doctor)
     m = commands.add_parser("merge", parents=[course],
                             help="merge shard output folders into one, with the class summary.csv",
@@ -259,7 +261,7 @@ def _timeline(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from .doctor import run
 
-    report = run(args.out, args.sim_gpu)
+    report = run(args.out, args.sim_gpu, quick=args.quick)
     print((args.out / "doctor.md").read_text())
     return 0 if report["ok"] else 1
 

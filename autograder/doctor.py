@@ -28,13 +28,15 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .devices import NAMES, DevicesUnavailable, resolve, torch_gpu_count
-from .samples import quick_edits
+from .simgpu.profiles import DEFAULT_GPU as DEFAULT_PROFILE
 
 SLEEP_S = 0.05  # the known kernel length for the asynchrony checks
 CALIBRATION_ROUNDS = 3  # after one discarded round: the first kernel of a process pays module loading and idle clocks
@@ -54,7 +56,8 @@ def machine() -> dict[str, Any]:
     if count:
         from .simgpu.profiles import nearest_profile
 
-        info["nearest_simulated_gpu"] = nearest_profile(info["gpus"][0]).key
+        profile = nearest_profile(info["gpus"][0])
+        info["nearest_simulated_gpu"] = profile.key if profile else f"none (no profile models {info['gpus'][0]})"
     return info
 
 
@@ -112,8 +115,9 @@ def training_numerics(device: str = "cuda:0") -> dict[str, Any]:
     return {"device": device, "max_relative_difference": worst, "tolerance": tolerance, "ok": worst <= tolerance}
 
 
-def verdicts(mode: str, sim_gpu: str = "a100") -> dict[str, dict[str, bool]]:
-    """The reference and every quick sample (Part 5 included), graded on ``mode``: submission -> check -> passed."""
+def verdicts(mode: str, sim_gpu: str = "a100", names: tuple[str, ...] | None = None) -> dict[str, dict[str, bool]]:
+    """The reference and every quick sample (Part 5 included; only ``names`` if given), graded on ``mode``:
+    submission -> check -> passed."""
     import tempfile
 
     from .grading import grade_all
@@ -123,7 +127,8 @@ def verdicts(mode: str, sim_gpu: str = "a100") -> dict[str, dict[str, bool]]:
     rubric = load_rubric().with_enabled(PIPELINE_CHECKS)
     out: dict[str, dict[str, bool]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        folders = [("reference", REFERENCE.parent)] + [(m.name, m.write(Path(tmp) / m.name)) for m in quick_edits()]
+        chosen = [m for m in quick_edits() if names is None or m.name in names]
+        folders = [("reference", REFERENCE.parent)] + [(m.name, m.write(Path(tmp) / m.name)) for m in chosen]
         grade_all(folders, rubric, mode, sim_gpu=sim_gpu,
                   on_report=lambda r: out.__setitem__(r.submission, {c.check.id: c.passed for c in r.results}))
     return out
@@ -213,58 +218,208 @@ def model_vs_gpus(profile_key: str, measured: dict[str, float] | None = None) ->
             "measured_over_predicted": {k: measured[k] / predicted[k] for k in measured}}
 
 
-def run(out_dir: Path, sim_gpu: str = "a100") -> dict[str, Any]:
-    from .gpu_setup import gpu_setup
-    from .simgpu import simulated_gpus
+# The quick proof (``--quick``, ``scripts/verify_on_gpus.sh --quick``): the reference and these mutants on real GPUs.
+QUICK_SAMPLES = ("missing_transfer", "no_sync", "bare_sync", "pipeline_sync_in_loop")
+
+
+def run(out_dir: Path, sim_gpu: str = "a100", quick: bool = False) -> dict[str, Any]:
+    """Every claim this machine allows, each in its own guard: a claim that raises is recorded with its traceback
+    (``errors``) and the others still run; doctor.json and doctor.md are written whatever happens."""
+    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "mode": "unknown", "quick": quick,
+                              "errors": {}}
+    started = time.perf_counter()
+    try:
+        _guard(report, "machine", machine)
+        count = report.get("machine", {}).get("gpu_count", 0)
+        if count >= 2:
+            _two_gpus(report, sim_gpu, quick)
+        elif count == 1:
+            _one_gpu(report, quick)
+        else:
+            _no_gpu(report, sim_gpu, quick)
+    except BaseException as exc:  # noqa: BLE001 - even an interrupt leaves a report behind
+        report["errors"]["doctor"] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        if not isinstance(exc, Exception):
+            raise
+    finally:
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        report["ok"] = verdict(report)
+        write(report, out_dir)
+    return report
+
+
+def _guard(report: dict[str, Any], key: str, claim: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``report[key] = claim(...)``; if it raises, the error and its traceback go to ``report["errors"][key]``."""
+    try:
+        report[key] = claim(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - one failing claim must not stop the others or the report
+        report["errors"][key] = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}",
+                                 "traceback": traceback.format_exc()}
+    return report.get(key)
+
+
+def _profile_key(report: dict[str, Any]) -> str | None:
     from .simgpu.profiles import nearest_profile
 
-    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
-    count = report["machine"]["gpu_count"]
-    if count >= 2:
-        report["mode"] = "two GPUs"
-        report["gpu_setup"] = gpu_setup(torch)
-        report["kernel_cache_filled_s"] = fill_kernel_cache(2)
-        real = verdicts("cuda")  # first: the submissions' processes need the GPUs while this one holds no context
+    profile = nearest_profile(report["machine"]["gpus"][0])
+    return profile.key if profile else None
+
+
+def _two_gpus(report: dict[str, Any], sim_gpu: str, quick: bool) -> None:
+    from .gpu_setup import gpu_setup
+
+    report["mode"] = "two GPUs" + (" (quick)" if quick else "")
+    _guard(report, "gpu_setup", gpu_setup, torch)
+    _guard(report, "kernel_cache_filled_s", fill_kernel_cache, 2)
+    _guard(report, "cuda_under_each_layer", cuda_under_each_layer, 2)
+    # First: the submissions' processes need the GPUs while this one holds no context.
+    names = QUICK_SAMPLES if quick else None
+    real = _guard(report, "real_verdicts", verdicts, "cuda", names=names)
+    if real is not None:
         report["real_verdicts_unexpected"] = unexpected_verdicts(real)
-        report["timing_margins"] = timing_margins("cuda")
-        sim = verdicts("sim", sim_gpu)
-        report["verdict_differences"] = differences(real, sim)
         report["graded"] = len(real)
-        report["machine"]["peer_access_0_to_1"] = torch.cuda.can_device_access_peer(0, 1)
-        report["forward_timing"] = forward_timing()
-        report["copy_256KB"] = copy_bandwidth()
-        report["asynchrony"] = asynchrony("cuda:0")
-        report["model_vs_gpus"] = model_vs_gpus(nearest_profile(report["machine"]["gpus"][0]).key)
-        report["ok"] = (not report["real_verdicts_unexpected"] and not report["verdict_differences"]
-                        and report["timing_margins"]["ok"] and report["asynchrony"]["ok"]
-                        and not report["gpu_setup"]["problems"])
-    elif count == 1:
-        report["mode"] = "one GPU"
-        report["gpu_setup"] = gpu_setup(torch)
-        report["kernel_cache_filled_s"] = fill_kernel_cache(1)
-        report["timing_grader_on_gpu"] = _timing_verdicts_one_gpu()  # first, as above
-        report["asynchrony"] = asynchrony("cuda:0")
-        report["training_numerics"] = training_numerics("cuda:0")
-        try:
-            resolve("cuda", torch_gpu_count)
-            report["refuses_devices_cuda"] = False
-        except DevicesUnavailable as exc:
-            report["refuses_devices_cuda"] = True
-            report["refusal_message"] = str(exc)
-        report["ok"] = all((report["asynchrony"]["ok"], report["timing_grader_on_gpu"]["ok"],
-                            report["training_numerics"]["ok"], report["refuses_devices_cuda"],
-                            not report["gpu_setup"]["problems"]))
-    else:
-        report["mode"] = "no GPU: simulated half only"
-        with simulated_gpus(2, gpu=sim_gpu):
-            report["asynchrony_simulated"] = asynchrony("cuda:0")
-        report["simulated_verdicts_unexpected"] = unexpected_verdicts(verdicts("sim", sim_gpu))
-        sim = report["simulated_verdicts_unexpected"]
-        report["graded"] = 1 + len(quick_edits())
-        report["timing_margins"] = timing_margins("sim", sim_gpu=sim_gpu)
-        report["ok"] = report["asynchrony_simulated"]["ok"] and not sim and report["timing_margins"]["ok"]
-    write(report, out_dir)
-    return report
+    _guard(report, "timing_margins", timing_margins, "cuda", draws=1 if quick else None)
+    if not quick:  # the simulated side on the CPU: minutes on a small machine
+        sim = _guard(report, "sim_verdicts", verdicts, "sim", sim_gpu)
+        if real is not None and sim is not None:
+            report["verdict_differences"] = differences(real, sim)
+    _guard(report, "forward_timing", forward_timing)
+    _guard(report, "copy_256KB", copy_bandwidth)
+    _guard(report, "asynchrony", asynchrony, "cuda:0")
+    _guard(report, "cost_model_op_by_op", op_by_op, _profile_key(report))
+    if not quick:
+        _guard(report, "model_vs_gpus", lambda: model_vs_gpus(_profile_key(report) or DEFAULT_PROFILE))
+    _guard(report, "peer_access_0_to_1", torch.cuda.can_device_access_peer, 0, 1)
+
+
+def _one_gpu(report: dict[str, Any], quick: bool) -> None:
+    from .gpu_setup import gpu_setup
+
+    report["mode"] = "one GPU" + (" (quick)" if quick else "")
+    _guard(report, "gpu_setup", gpu_setup, torch)
+    _guard(report, "kernel_cache_filled_s", fill_kernel_cache, 1)
+    _guard(report, "cuda_under_each_layer", cuda_under_each_layer, 1)
+    _guard(report, "timing_grader_on_gpu", _timing_verdicts_one_gpu)  # first, as above (the sandboxed self-test too)
+    _guard(report, "asynchrony", asynchrony, "cuda:0")
+    _guard(report, "training_numerics", training_numerics, "cuda:0")
+    _guard(report, "cost_model_op_by_op", op_by_op, _profile_key(report), 1)
+    try:
+        resolve("cuda", torch_gpu_count)
+        report["refuses_devices_cuda"] = False
+    except DevicesUnavailable as exc:
+        report["refuses_devices_cuda"] = True
+        report["refusal_message"] = str(exc)
+
+
+def _no_gpu(report: dict[str, Any], sim_gpu: str, quick: bool) -> None:
+    from .simgpu import simulated_gpus
+
+    report["mode"] = "no GPU: simulated half only"
+    with simulated_gpus(2, gpu=sim_gpu):
+        _guard(report, "asynchrony_simulated", asynchrony, "cuda:0")
+    sim = _guard(report, "sim_verdicts", verdicts, "sim", sim_gpu, names=QUICK_SAMPLES if quick else None)
+    if sim is not None:
+        report["simulated_verdicts_unexpected"] = unexpected_verdicts(sim)
+        report["graded"] = len(sim)
+    _guard(report, "timing_margins", timing_margins, "sim", sim_gpu=sim_gpu)
+
+
+# What must hold in each mode (a claim that could not run is in ``errors`` and fails the report too).
+REQUIRED = {
+    "two GPUs": {"real_verdicts_unexpected": lambda v: not v, "timing_margins": lambda v: v["ok"],
+                 "asynchrony": lambda v: v["ok"], "gpu_setup": lambda v: not v["problems"],
+                 "cuda_under_each_layer": lambda v: v["ok"]},
+    "one GPU": {"asynchrony": lambda v: v["ok"], "timing_grader_on_gpu": lambda v: v["ok"],
+                "training_numerics": lambda v: v["ok"], "refuses_devices_cuda": bool,
+                "gpu_setup": lambda v: not v["problems"], "cuda_under_each_layer": lambda v: v["ok"]},
+    "no GPU: simulated half only": {"asynchrony_simulated": lambda v: v["ok"],
+                                    "simulated_verdicts_unexpected": lambda v: not v,
+                                    "timing_margins": lambda v: v["ok"]},
+}
+
+
+def verdict(report: dict[str, Any]) -> bool:
+    """Whether every claim of the report's mode ran and holds (and, with two GPUs, no verdict differs)."""
+    required = REQUIRED.get(report["mode"].replace(" (quick)", ""))
+    if required is None or report["errors"]:
+        return False
+    try:
+        holds = all(key in report and check(report[key]) for key, check in required.items())
+    except (KeyError, TypeError):
+        return False
+    return holds and not report.get("verdict_differences")
+
+
+def cuda_under_each_layer(gpus: int) -> dict[str, Any]:
+    """CUDA started in a fresh child under each protection of the sandbox alone, with none and with all of them
+    (``sandbox.cuda_layers``): the line that says which one stops it, if one does."""
+    from .sandbox.cuda_layers import PROBE, conclude, diagnose
+
+    found = diagnose(gpus, PROBE)
+    line = conclude(found)
+    return {"layers": found, "line": line, "ok": line is None and set(found) > {"none", "all"}}
+
+
+def op_by_op(profile_key: str | None, gpus: int = 2, measured: dict[str, float] | None = None) -> dict[str, Any]:
+    """The cost model against the chip, op by op at the practical's sizes: each op's device time on the GPUs here
+    (CUDA events; ``measured`` if given) against what the simulation charges for it on ``profile_key``'s profile
+    (the same code on simulated GPUs), as measured / predicted; and the host's time per eager op against the
+    profile's ``launch_s``."""
+    from .simgpu import gpu_profile, simulated_gpus
+
+    if profile_key is None:
+        return {"profile": None, "note": "no profile models this GPU: the cost model is compared with nothing"}
+    measured = op_times(gpus) if measured is None else measured
+    with simulated_gpus(2, gpu=profile_key):
+        predicted = op_times(gpus)
+    ratios = {k: measured[k] / predicted[k] for k in measured if k in predicted and predicted[k] > 0}
+    return {"profile": gpu_profile(profile_key).name, "measured": measured, "predicted": predicted,
+            "measured_over_predicted": ratios}
+
+
+OP_REPEATS = 20
+
+
+def op_times(gpus: int = 2) -> dict[str, float]:
+    """Seconds per op on the current (real or simulated) GPUs: device time by CUDA events, averaged over
+    ``OP_REPEATS`` after a warm-up; ``host_per_op_s``: the host's wall time per launch of a tiny op, never synced
+    in between (eager PyTorch's per-op overhead)."""
+    d0 = "cuda:0"
+    d1 = "cuda:1" if gpus >= 2 else d0
+    torch.manual_seed(0)
+    x, big = torch.randn(32, 1000, device=d0), torch.randn(4096, 1000, device=d0)
+    w1, w2 = torch.randn(2000, 1000, device=d0), torch.randn(1000, 2000, device=d0)
+    h, host = torch.randn(32, 2000, device=d0), torch.randn(32, 2000)
+    ops = {
+        "linear_32x1000_to_2000_s": lambda: torch.nn.functional.linear(x, w1),
+        "relu_32x2000_s": lambda: torch.relu(h),
+        "linear_32x2000_to_1000_s": lambda: torch.nn.functional.linear(h, w2),
+        "linear_4096x1000_to_2000_s": lambda: torch.nn.functional.linear(big, w1),
+        "copy_256KB_host_to_device_s": lambda: host.to(d0, non_blocking=False),
+        "copy_256KB_device_to_host_s": lambda: h.to("cpu"),
+    }
+    if d1 != d0:
+        ops["copy_256KB_device_to_device_s"] = lambda: h.to(d1)
+    out = {}
+    with torch.no_grad():
+        for name, op in ops.items():
+            op()
+            torch.cuda.synchronize(d0), torch.cuda.synchronize(d1)
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            for _ in range(OP_REPEATS):
+                op()
+            end.record()
+            torch.cuda.synchronize(d0), torch.cuda.synchronize(d1)
+            out[name] = begin.elapsed_time(end) / 1000 / OP_REPEATS
+        small = torch.randn(8, device=d0)
+        torch.cuda.synchronize(d0)
+        start = time.perf_counter()
+        for _ in range(OP_REPEATS * 10):
+            small.add_(1.0)
+        out["host_per_op_s"] = (time.perf_counter() - start) / (OP_REPEATS * 10)
+        torch.cuda.synchronize(d0)
+    return out
 
 
 def fill_kernel_cache(gpus: int) -> float | None:
@@ -444,16 +599,35 @@ def claims(report: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
         rows.append(("--devices cuda refuses with fewer than two GPUs", "refused",
                      "refused" if report["refuses_devices_cuda"] else "accepted", report["refuses_devices_cuda"],
                      "report it: grading would silently simulate"))
+    if "cuda_under_each_layer" in report:
+        c = report["cuda_under_each_layer"]
+        rows.append(("CUDA starts in the sandbox, under each protection alone and under all of them",
+                     "starts everywhere", c["line"] or ", ".join(c["layers"]), c["ok"],
+                     "as the line says (docs/gpu-verification.md)"))
+    for key, failure in report.get("errors", {}).items():
+        rows.append((f"the claim '{key}' ran", "no error", failure["error"].splitlines()[0][:300], False,
+                     "its traceback is below and in doctor.json: report it"))
     return rows
 
 
 def write(report: dict[str, Any], out_dir: Path) -> None:
-    """doctor.json (everything measured) and doctor.md (a table: claim, expected, measured, verdict, what to do)."""
+    """doctor.json (everything measured) and doctor.md (a table: claim, expected, measured, verdict, what to do;
+    the tracebacks of claims that could not run). A report too broken to tabulate still gets both files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "doctor.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    try:
+        text = _markdown(report)
+    except Exception:  # noqa: BLE001 - the table failed on a malformed entry: say so, keep the traceback
+        text = (f"# autograder doctor - {report.get('date')}\n\n**SOME CLAIMS FAIL** - the report could not be "
+                f"tabulated:\n\n```\n{traceback.format_exc()}```\n\nEvery number measured is in doctor.json.\n")
+        report["ok"] = False
+    (out_dir / "doctor.md").write_text(text)
+
+
+def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# autograder doctor - {report['date']}", "", f"**{report['mode']}** - "
              f"{'all claims hold' if report['ok'] else 'SOME CLAIMS FAIL'}", "", "## Machine", ""]
-    lines += [f"- {k}: {v}" for k, v in report["machine"].items()]
+    lines += [f"- {k}: {v}" for k, v in report.get("machine", {}).items()]
     lines += ["", "## Claims", "", "| claim | expected | measured | verdict | if it fails |", "|---|---|---|---|---|"]
     lines += [f"| {claim} | {expected} | {measured} | {'holds' if ok else '**FAILS**'} | {'' if ok else fix} |"
               for claim, expected, measured, ok, fix in claims(report)]
@@ -463,8 +637,18 @@ def write(report: dict[str, Any], out_dir: Path) -> None:
                   "| quantity | measured | predicted | ratio |", "|---|---:|---:|---:|"]
         lines += [f"| {k} | {_short(m['measured'][k])} | {_short(m['predicted'][k])} | {_short(v)} |"
                   for k, v in m["measured_over_predicted"].items()]
-    lines += ["", "Every number measured is in doctor.json."]
-    (out_dir / "doctor.md").write_text("\n".join(lines) + "\n")
+    op = report.get("cost_model_op_by_op")
+    if op and op.get("profile"):
+        lines += ["", f"## The cost model's {op['profile']} against this chip, op by op (measured / predicted)", "",
+                  "| op | measured | predicted | ratio |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {_short(op['measured'][k])} | {_short(op['predicted'][k])} | {_short(v)} |"
+                  for k, v in op["measured_over_predicted"].items()]
+    elif op:
+        lines += ["", f"## The cost model: {op['note']}"]
+    for key, failure in report.get("errors", {}).items():
+        lines += ["", f"## The claim '{key}' could not run", "", "```", failure["traceback"].rstrip(), "```"]
+    lines += ["", f"Every number measured is in doctor.json ({report.get('seconds', '?')} s)."]
+    return "\n".join(lines) + "\n"
 
 
 def _short(value: Any) -> str:

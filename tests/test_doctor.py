@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import REPO
 
 from autograder.cli import main
 from autograder.doctor import asynchrony, differences, training_numerics
@@ -94,9 +95,12 @@ def _stand_in_two_gpu_machine(monkeypatch, real, sim):
     from autograder import doctor
 
     monkeypatch.setattr(doctor, "machine", lambda: {"gpu_count": 2, "gpus": ["NVIDIA H100 80GB HBM3"] * 2})
-    monkeypatch.setattr(doctor, "verdicts", lambda mode, sim_gpu="a100": real if mode == "cuda" else sim)
-    monkeypatch.setattr(doctor, "timing_margins", lambda mode: {"ok": True, "margins": {"bare_sync": 0.1},
-                                                                "required": 0.05, "draws": 3})
+    monkeypatch.setattr(doctor, "verdicts", lambda mode, sim_gpu="a100", names=None: real if mode == "cuda" else sim)
+    monkeypatch.setattr(doctor, "timing_margins", lambda mode, draws=None: {"ok": True, "margins": {"bare_sync": 0.1},
+                                                                            "required": 0.05, "draws": 3})
+    monkeypatch.setattr(doctor, "cuda_under_each_layer", lambda gpus: {"layers": {"none": None, "all": None},
+                                                                       "line": None, "ok": True})
+    monkeypatch.setattr(doctor, "op_by_op", lambda key, gpus=2: {"profile": None, "note": "stand-in"})
     monkeypatch.setattr(doctor, "forward_timing", lambda: {})
     monkeypatch.setattr(doctor, "copy_bandwidth", lambda: {})
     monkeypatch.setattr(doctor, "model_vs_gpus", lambda key: {"profile": key, "measured": {}, "predicted": {},
@@ -171,3 +175,81 @@ def test_the_kernel_cache_is_filled_in_a_process_of_its_own(monkeypatch):
     assert doctor.fill_kernel_cache(2) >= 0
     (argv, kw), = ran
     assert argv[-1] == "from autograder.doctor import kernel_workout; kernel_workout(2)" and kw["check"]
+
+
+# ------------------------------------------------------------- the doctor never dies (issue 22, item 3)
+def _stand_in_one_gpu(monkeypatch):
+    """The one-GPU doctor on a simulated H200 (the stand-in GPU layer: the test runs it inside simulated_gpus(1));
+    the diagnosis of CUDA's start-up uses the stand-in CUDA that a seccomp filter blocks (tests/cuda_stand_in.py)."""
+    from autograder import doctor
+    from autograder.sandbox import cuda_layers
+
+    monkeypatch.setattr(doctor, "machine", lambda: {"gpu_count": 1, "gpus": ["NVIDIA H200"]})
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "tests"))
+    monkeypatch.setattr(cuda_layers, "PROBE", "cuda_stand_in:fails_under_seccomp")
+    return doctor
+
+
+def test_on_one_gpu_a_claim_that_raises_is_reported_and_the_others_still_run(monkeypatch, tmp_path):
+    """The one-GPU timing verdicts grade in sandboxed processes that need a real GPU: here they raise (the issue's
+    first-contact crash). The doctor records the error with its traceback, runs the asynchrony and numerics claims
+    anyway, names the layer that stops (stand-in) CUDA, writes both files, and fails."""
+    doctor = _stand_in_one_gpu(monkeypatch)
+    with simulated_gpus(1, gpu="h200"):
+        report = doctor.run(tmp_path)
+    assert report["mode"] == "one GPU" and not report["ok"]
+    assert "timing_grader_on_gpu" in report["errors"] and "Traceback" in report["errors"]["timing_grader_on_gpu"][
+        "traceback"]
+    assert report["asynchrony"]["ok"] and report["training_numerics"]["ok"] and report["refuses_devices_cuda"]
+    assert report["cuda_under_each_layer"]["line"].startswith("CUDA cannot start under seccomp: ")
+    saved = json.loads((tmp_path / "doctor.json").read_text())
+    assert saved["errors"].keys() == report["errors"].keys()
+    text = (tmp_path / "doctor.md").read_text()
+    assert "## The claim 'timing_grader_on_gpu' could not run" in text and "Traceback (most recent call last)" in text
+    assert "CUDA cannot start under seccomp" in text and "SOME CLAIMS FAIL" in text
+
+
+def test_where_landlock_is_missing_the_doctor_reports_instead_of_crashing(monkeypatch, tmp_path, capsys):
+    """No Landlock (some container runtimes): every sandboxed process refuses to start, as the real one does
+    (GradingMachineProblem from its start-up). The doctor writes its report and exits 1."""
+    from autograder.sandbox.client import GradingMachineProblem, SubmissionProcess
+
+    def refuse(self):
+        raise GradingMachineProblem("the grading machine cannot sandbox submissions: this kernel has no Landlock "
+                                    "(stand-in). Grade on a machine whose kernel has Landlock, or pass "
+                                    "--unsafe-no-sandbox")
+
+    monkeypatch.setattr(SubmissionProcess, "_start", refuse)
+    assert main(["doctor", "--quick", "--out", str(tmp_path)]) == 1
+    report = json.loads((tmp_path / "doctor.json").read_text())
+    assert report["mode"].startswith("no GPU") and not report["ok"]
+    assert "no Landlock" in report["errors"]["timing_margins"]["error"]
+    assert all("not graded" in line or "failed" in line for line in report["simulated_verdicts_unexpected"])
+    assert report["asynchrony_simulated"]["ok"]  # the claims that need no sandbox still ran
+    assert "could not run" in (tmp_path / "doctor.md").read_text()
+
+
+def test_a_report_too_broken_to_tabulate_is_still_written(tmp_path):
+    from autograder.doctor import write
+
+    report = {"date": "today", "mode": "one GPU", "ok": True, "errors": {}, "machine": {"gpu_count": 1},
+              "asynchrony": {"ok": True}}  # no timings: the table cannot be built
+    write(report, tmp_path)
+    assert json.loads((tmp_path / "doctor.json").read_text())["mode"] == "one GPU"
+    text = (tmp_path / "doctor.md").read_text()
+    assert "could not be tabulated" in text and "KeyError" in text and not report["ok"]
+
+
+def test_the_op_by_op_cost_model_with_a_stand_in_chip():
+    """The doctor's op-by-op comparison where no GPU is: a simulated H200 stands in for the chip. Against the H200's
+    own profile every op's ratio is exactly 1; against the A100's, the H200's matmuls and copies are faster."""
+    from autograder.doctor import op_by_op, op_times
+
+    with simulated_gpus(2, gpu="h200"):
+        chip = op_times(2)
+    assert set(chip) >= {"linear_32x1000_to_2000_s", "copy_256KB_device_to_device_s", "host_per_op_s"}
+    same = op_by_op("h200", 2, chip)["measured_over_predicted"]
+    assert same == pytest.approx({k: 1.0 for k in same}, rel=1e-9)
+    other = op_by_op("a100", 2, chip)["measured_over_predicted"]
+    assert other["linear_4096x1000_to_2000_s"] < 0.5 and other["copy_256KB_device_to_device_s"] < 1.0
+    assert op_by_op(None)["profile"] is None  # an unknown GPU: compared with nothing, and said so
