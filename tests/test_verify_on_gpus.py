@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 FAKE_PYTHON = """#!/bin/bash
@@ -25,14 +26,15 @@ exit 0
 """
 
 
-def _verify(tmp_path: Path, gpus: int, **rcs: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+def _verify(tmp_path: Path, gpus: int, *options: str, **rcs: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     python = tmp_path / "python"
     python.write_text(FAKE_PYTHON)
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "PRACTICAL8_PYTHON": str(python), "CALLS": str(tmp_path / "calls.txt"),
            "FAKE_GPUS": str(gpus), **rcs}
-    done = subprocess.run(["bash", str(REPO / "scripts" / "verify_on_gpus.sh"), str(tmp_path / "out")], env=env,
-                          capture_output=True, text=True, timeout=60)
+    script = str(REPO / "scripts" / "verify_on_gpus.sh")
+    done = subprocess.run(["bash", script, *options, str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                          timeout=60)
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     return done, [c.replace(str(tmp_path / "out"), "OUT") for c in calls]
 
@@ -71,6 +73,23 @@ def test_no_gpu_is_not_verified(tmp_path):
     assert done.returncode == 1
     assert done.stdout.splitlines()[-1].startswith("NOT VERIFIED: torch sees no CUDA GPU here")
     assert not any("doctor" in c for c in calls)
+
+
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_the_quick_proof_runs_the_environment_and_the_quick_doctor_only(tmp_path, gpus):
+    done, calls = _verify(tmp_path, gpus, "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith(f"VERIFIED on {gpus} GPU(s), quick proof: environment doctor all passed"), last
+    assert "python -m autograder doctor --quick --out OUT/doctor" in calls
+    assert not any("autograder grade" in c or "timeline" in c or "pytest" in c for c in calls)
+    assert (tmp_path / "out" / "verdict.txt").read_text().strip() == last
+
+
+def test_the_quick_proof_fails_with_its_doctor(tmp_path):
+    done, _ = _verify(tmp_path, 1, "--quick", FAKE_DOCTOR_RC="1")
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1].startswith("NOT VERIFIED on 1 GPU(s): doctor failed, of environment doctor")
 
 
 def _results(folder: Path, name: str, failed: set[str]) -> None:
