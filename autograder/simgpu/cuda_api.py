@@ -101,6 +101,10 @@ def stand_ins(sim) -> dict[str, Any]:
         "get_device_name": lambda device=None: _properties(sim, which(device)).name,
         "get_device_properties": lambda device=None: _properties(sim, which(device)),
         "get_device_capability": lambda device=None: sim.profile.capability,
+        "can_device_access_peer": lambda device, peer: _index(device) != _index(peer),  # NVLink or PCIe P2P
+        "get_arch_list": lambda: ["sm_75", "sm_80", "sm_86", "sm_90"],  # what CUDA 12 wheels are built for
+        "is_bf16_supported": lambda including_emulation=True: sim.profile.capability >= (8, 0) or including_emulation,
+        "is_tf32_supported": lambda: sim.profile.capability >= (8, 0),
         **sim.rng.stand_ins(which, sim.n),
         **sim.memory.stand_ins(which, sim.profile.memory_gib * 2**30),
         "FloatTensor": _unsupported("torch.cuda.FloatTensor", "Use torch.randn(..., device='cuda:0') or .to(device)."),
@@ -142,15 +146,39 @@ class SimNvtx:
 
 
 def module_stand_ins(sim) -> list[tuple[Any, str, Any]]:
-    """Stand-ins on torch.cuda's submodules: (module, attribute, value)."""
+    """Stand-ins beyond torch.cuda's own attributes, as (module, attribute, value): NVTX, the same stand-ins under
+    torch.cuda's submodules' names (torch.cuda.memory.memory_allocated ...), torch.backends, and a refusal with
+    its reason for every callable the census (``census.py``) calls unsupported."""
+    import importlib
+
     import torch.cuda.nvtx
 
-    return [(torch.cuda.nvtx, "_nvtx", SimNvtx())]
+    from . import census
+
+    cuda = stand_ins(sim)
+    patches: list[tuple[Any, str, Any]] = [(torch.cuda.nvtx, "_nvtx", SimNvtx()),
+                                           (torch.backends.cuda, "is_built", lambda: True)]
+    for entry in census.ENTRIES:
+        module_name, _, attribute = entry.name.rpartition(".")
+        if entry.status == census.S and module_name.startswith("torch.cuda.") and attribute in cuda:
+            patches.append((importlib.import_module(module_name), attribute, cuda[attribute]))
+    for module_name, attribute, reason in census.unsupported_attributes():
+        module = torch.backends.cudnn if module_name == "torch.backends.cudnn" else importlib.import_module(module_name)
+        patches.append((module, attribute, _unsupported(f"{module_name}.{attribute}", reason[0].upper() + reason[1:])))
+    return patches
 
 
 def accelerator_stand_ins(sim) -> dict[str, Any]:
     cuda = stand_ins(sim)
     return {
+        "current_device_idx": cuda["current_device"],
+        "set_device_idx": cuda["set_device"],
+        "device_index": SimDeviceContext,
+        "set_stream": cuda["set_stream"],
+        **{name: cuda[name] for name in ("memory_allocated", "max_memory_allocated", "memory_reserved",
+                                         "max_memory_reserved", "memory_stats", "reset_accumulated_memory_stats",
+                                         "reset_peak_memory_stats", "empty_cache")},
+        "get_memory_info": cuda["mem_get_info"],
         "is_available": cuda["is_available"],
         "device_count": cuda["device_count"],
         "current_accelerator": lambda check_available=False: torch.device("cuda"),
