@@ -76,7 +76,7 @@ def hidden_ids(rubric: Rubric) -> set[str]:
 def public_graders(rubric: Rubric, graders: Path = GRADERS) -> dict[str, str]:
     """``{file name: source}`` of the graders with only the visible checks' tests, and the expectations they use."""
     hidden = hidden_ids(rubric)
-    files, wanted = {}, set()
+    files, wanted, strings = {}, set(), set()
     for path in sorted(graders.glob("test_*.py")):
         tree = _parse(path)
         tree.body = [node for node in tree.body if _check_id(node) not in hidden]
@@ -88,10 +88,41 @@ def public_graders(rubric: Rubric, graders: Path = GRADERS) -> dict[str, str]:
                    and (node.module or "").endswith("graders.expected") for alias in node.names}
         ids = ", ".join(_check_id(n) for n in tests)
         files[path.name] = _render(tree, f"Public checks: {ids}.")
+        strings |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     expected = _parse(graders / EXPECTED)
     _prune(expected, wanted)
+    _keep_scenarios(expected, strings)
     files[EXPECTED] = _render(expected, "What the public checks expect.")
     return files
+
+
+SCENARIOS = "TIMING_SCENARIOS"  # expected.py's names of the timing scenarios; each has its workload rule
+
+
+def _keep_scenarios(expected: ast.Module, used: set[str]) -> None:
+    """Remove from ``expected`` every timing scenario the public tests never name: from ``TIMING_SCENARIOS`` and its
+    rule (``if scenario == "heavy_on_device1": ...``) in every function. The public scenarios' workloads stay the
+    same draws (the random numbers are drawn before the rules), and no hidden scenario's name or rule ships."""
+    names: set[str] = set()
+    for node in ast.walk(expected):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == SCENARIOS for t in node.targets) \
+                and isinstance(node.value, ast.Tuple):
+            names = {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
+            node.value.elts = [e for e in node.value.elts if isinstance(e, ast.Constant) and e.value in used]
+    hidden = names - used
+    for node in ast.walk(expected):
+        if isinstance(node, (ast.FunctionDef, ast.If, ast.For, ast.With)):
+            node.body = [stmt for stmt in node.body if _scenario_rule(stmt) not in hidden] or [ast.Pass()]
+
+
+def _scenario_rule(stmt: ast.stmt) -> str | None:
+    """The scenario of ``if scenario == "<name>": ...`` (no else), or None."""
+    test = stmt.test if isinstance(stmt, ast.If) and not stmt.orelse else None
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq) \
+            and isinstance(test.left, ast.Name) and test.left.id == "scenario" \
+            and isinstance(test.comparators[0], ast.Constant):
+        return test.comparators[0].value
+    return None
 
 
 def public_rubric_yaml(rubric: Rubric) -> str:
