@@ -68,6 +68,9 @@ def test_the_stream_context_makes_the_stream_and_its_device_current_then_restore
     assert simulated_gpus.clocks.intervals[-1].stream == s1.stream_id and y.device == torch.device("cuda:1")
     with torch.cuda.stream(None):  # PyTorch's no-op form
         assert torch.cuda.current_device() == 0
+    with s1:  # a torch.Stream is its own context manager
+        assert torch.cuda.current_stream() == s1 and torch.cuda.current_device() == 1
+    assert torch.cuda.current_stream(1) == torch.cuda.default_stream(1) and torch.cuda.current_device() == 0
     assert s1 != torch.cuda.Stream(device="cuda:1") and s1.device == torch.device("cuda:1")
 
 
@@ -182,6 +185,7 @@ def test_stream_pipelines_get_the_part5_verdicts_of_real_gpus(sample, fast_rubri
     report = grade(sample.write(tmp_path / sample.name), fast_rubric.with_enabled(PIPELINE_CHECKS), "sim")
     assert not report.not_graded, report.not_graded
     assert report.failed() == sample.fails, {r.check.id: r.message for r in report.results if not r.passed}
+    assert report.flags == []  # streams are not tampering
     if not sample.fails:
         assert report.score == report.max_score == 120
 

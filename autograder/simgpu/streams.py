@@ -103,6 +103,18 @@ class SimStream(torch.Stream):
     def is_capturing(self) -> bool:
         return False  # CUDA graphs are not simulated
 
+    @property
+    def native_handle(self) -> int:
+        return self.cuda_stream
+
+    def __enter__(self) -> SimStream:  # torch.Stream is a context manager too (`with s:` = torch.cuda.stream(s))
+        self._contexts = [*getattr(self, "_contexts", []), StreamContext(self)]
+        self._contexts[-1].__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._contexts.pop().__exit__(*exc)
+
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, SimStream) and other.device_index == self.device_index
                 and other.stream_id == self.stream_id)
