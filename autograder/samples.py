@@ -38,6 +38,7 @@ class Mutant:
     bug: str  # what a student did
     edits: tuple[tuple[str, str], ...]  # (text in the reference, replacement)
     fails: frozenset[str]  # exactly the checks that must fail
+    says: str = ""  # text the first failing check's message must hold: it names the mistake
     sample: bool = False  # graded by `python -m autograder grade` with no path, beside the reference
     slow: bool = False  # spends its time limits by design (a hang): left out where only verdicts are wanted
     flagged: bool = False  # reaches into the grader's machinery (which an honest mistake never does): must be flagged
@@ -57,8 +58,8 @@ class Mutant:
 
 
 def _m(name: str, bug: str, edits: list[tuple[str, str]], fails: set[str], sample: bool = False,
-       slow: bool = False, flagged: bool = False) -> Mutant:
-    return Mutant(name, bug, tuple(edits), frozenset(fails), sample, slow, flagged)
+       slow: bool = False, flagged: bool = False, says: str = "") -> Mutant:
+    return Mutant(name, bug, tuple(edits), frozenset(fails), says, sample, slow, flagged)
 
 
 WAIT = "        wait_for_gpus()\n        return (time.perf_counter() - start) / repeats"
@@ -108,7 +109,7 @@ MUTANTS = [
        [("self.layer2 = nn.Linear(2000, 1000).to(self.device1)",
          "self.layer2 = nn.Linear(2000, 1000).to(self.device0)"),
         ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(self.device0)")],
-       {"placement", "output_device", "direct_transfer", "honors_devices", "trace_prints"} | TRAIN_CHECKS),
+       {"placement", "output_device", "direct_transfer"} | TRAIN_CHECKS),
     _m("missing_transfer", "forgot to move the activation to device1",
        [("        x = x.to(self.device1)  # the GPU-to-GPU copy\n", "")],
        FORWARD_CHECKS | TRAIN_CHECKS | TIMING_CHECKS),
@@ -126,13 +127,13 @@ MUTANTS = [
        {"train_matches_reference"}, sample=True),
     _m("ignored_lr", "hard-codes the learning rate",
        [("torch.optim.SGD(model.parameters(), lr=lr)", "torch.optim.SGD(model.parameters(), lr=0.01)")],
-       {"loss_decreases", "train_matches_reference"}),
+       {"train_matches_reference"}),
     _m("target_not_moved", "left the target on the CPU",
        [("loss_fn(model(x), y.to(model.device1))", "loss_fn(model(x), y)")],
        TRAIN_CHECKS),
     _m("detached_stage", "cut the graph between the two GPUs with .detach()",
        [("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.detach().to(self.device1)")],
-       {"train_matches_reference"}),
+       {"train_runs", "train_matches_reference"}, says="the graph is cut between the halves"),
     _m("wrong_trace", "prints both trace lines after the move",
        [('            print(f"Before move: {x.device}")', "            pass"),
         ('            print(f"After move: {x.device}")', '            print(f"Before move: {x.device}")\n'
@@ -177,7 +178,7 @@ MUTANTS = [
        FORWARD_CHECKS | TRAIN_CHECKS | TIMING_CHECKS),
     _m("tensor_losses", "returns loss tensors instead of floats",
        [("losses.append(loss.item())", "losses.append(loss)")],
-       TRAIN_CHECKS),
+       {"train_runs"}, says="loss tensor"),
     # What train() returns is checked against what it did: the graders recompute the losses from the model's own
     # outputs and the weights it leaves (NumPy), so numbers made up to look like learning earn nothing.
     _m("no_step_falling_losses", "never steps the optimizer, and returns losses made to fall",
@@ -193,7 +194,7 @@ MUTANTS = [
        [("from torch import nn\n", "from torch import nn\n\n\n" + FALLING_LIST),
         ("torch.optim.SGD(model.parameters(), lr=lr)", "torch.optim.SGD(model.parameters(), lr=0.01)"),
         ("    return losses\n", "    return FallingLosses(losses)\n")],
-       {"loss_decreases", "train_matches_reference"}),
+       {"train_matches_reference"}),
     # trace_prints reads what reaches the process's standard output (fd 1), as a student running the file sees it.
     _m("trace_only_when_captured", "prints its trace only while someone has replaced sys.stdout, never to fd 1",
        [("from torch import nn\n", "from torch import nn\n\n\n" + CAPTURED_ONLY_PRINT)],
@@ -214,18 +215,25 @@ MUTANTS = [
        [("x = x.to(self.device1)  # the GPU-to-GPU copy",
          "x = torch.cat([part.to(self.device1) for part in x.chunk(2)])  # the GPU-to-GPU copy")],
        {"direct_transfer"}),
-    _m("copy_as_float64", "moves the wrong tensor: a float64 copy of the activation (twice the bytes)",
-       [("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.double().to(self.device1).float()  # the copy")],
-       {"direct_transfer"}),
+    _m("swapped_devices", "puts layer1 on device1 and layer2 on device0 (consistently: the devices swapped)",
+       [("nn.Linear(1000, 2000).to(self.device0)", "nn.Linear(1000, 2000).to(self.device1)"),
+        ("nn.Linear(2000, 1000).to(self.device1)", "nn.Linear(2000, 1000).to(self.device0)"),
+        ("self.layer1(x.to(self.device0))", "self.layer1(x.to(self.device1))"),
+        ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(self.device0)  # the GPU-to-GPU copy"),
+        ("y.to(model.device1)", "y.to(model.device0)")],
+       {"placement", "output_device", "direct_transfer"}),
     _m("always_traces", "prints the trace whether trace is True or not",
        [("        if trace:\n", "        if True:\n")],
        {"trace_prints"}),
+    _m("numpy_losses", "returns each loss as a NumPy array instead of a float",
+       [("losses.append(loss.item())", "losses.append(loss.detach().cpu().numpy())")],
+       {"train_runs"}, says="ndarray"),
     _m("returns_last_loss", "returns only the last loss, not the list",
        [("    return losses\n", "    return losses[-1]\n")],
-       TRAIN_CHECKS),
+       {"train_runs"}),
     _m("appends_after_loop", "appends the loss after the loop: one loss for all the batches",
        [("        losses.append(loss.item())\n    return losses", "    losses.append(loss.item())\n    return losses")],
-       TRAIN_CHECKS),
+       {"train_runs"}),
     _m("lr_typo_overflow", "hard-codes lr=1e5 (meaning 1e-5): the loss overflows to inf",
        [("torch.optim.SGD(model.parameters(), lr=lr)", "torch.optim.SGD(model.parameters(), lr=1e5)")],
        TRAIN_CHECKS),
@@ -237,10 +245,22 @@ MUTANTS = [
          "self.layer2 = nn.Linear(2000, 1000).to(self.device0)"),
         ("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.to(self.device0)"),
         ("y.to(model.device1)", "y.to(model.device0)")],
-       {"placement", "output_device", "direct_transfer", "honors_devices", "trace_prints", "train_runs"}),
+       {"placement", "output_device", "direct_transfer"}),
     _m("no_step", "never calls optimizer.step()",
        [("        optimizer.step()\n", "")],
-       TRAIN_CHECKS),
+       TRAIN_CHECKS, says="optimizer.step() was never called"),
+    _m("zero_grad_between", "calls optimizer.zero_grad() between loss.backward() and optimizer.step()",
+       [("        optimizer.zero_grad()\n", ""),
+        ("        loss.backward()\n", "        loss.backward()\n        optimizer.zero_grad()\n")],
+       TRAIN_CHECKS, says="zero_grad() between loss.backward() and optimizer.step()"),
+    _m("optimizer_over_layer1", "builds the optimizer over model.layer1's parameters only",
+       [("torch.optim.SGD(model.parameters(), lr=lr)", "torch.optim.SGD(model.layer1.parameters(), lr=lr)")],
+       {"train_runs", "train_matches_reference"}, says="model.layer2 never changed"),
+    _m("float16_model", "builds and runs the model in float16",
+       [("nn.Linear(1000, 2000).to(self.device0)", "nn.Linear(1000, 2000).to(self.device0, torch.float16)"),
+        ("nn.Linear(2000, 1000).to(self.device1)", "nn.Linear(2000, 1000).to(self.device1, torch.float16)"),
+        ("self.layer1(x.to(self.device0))", "self.layer1(x.to(self.device0, torch.float16))")],
+       {"forward_values", "train_matches_reference"}, says="float16"),
     _m("loss_after_step", "returns each step's loss recomputed after optimizer.step()",
        [("losses.append(loss.item())", "losses.append(loss_fn(model(x), y.to(model.device1)).item())")],
        {"train_matches_reference"}),
@@ -272,19 +292,20 @@ MUTANTS = [
        [("            model(x)\n        wait_for_gpus()\n        start = time.perf_counter()",
          "            model(x)\n        torch.cuda.synchronize()\n        start = time.perf_counter()"),
         (WAIT, "        torch.cuda.synchronize()\n        return (time.perf_counter() - start) / repeats")],
-       {"timing_covers_output_device", "timing_excludes_warmup"}),
+       {"timing_covers_output_device", "timing_excludes_warmup"}, says="A bare torch.cuda.synchronize()"),
     _m("events_on_device0", "times with CUDA events recorded on the current device (cuda:0), then a bare synchronize",
-       [(TIMED_BLOCK, EVENT_ON_CURRENT)], {"timing_covers_output_device"}),
+       [(TIMED_BLOCK, EVENT_ON_CURRENT)], {"timing_covers_output_device"},
+       says="CUDA events recorded on the current device"),
     _m("sync_before_each_forward", "synchronizes before each timed forward, none after the last",
        [("        for _ in range(repeats):\n            model(x)\n" + WAIT,
          "        for _ in range(repeats):\n            wait_for_gpus()\n            model(x)\n"
          "        return (time.perf_counter() - start) / repeats")],
-       TIMING_CHECKS - {"timing_excludes_warmup"}),
+       TIMING_CHECKS - {"timing_excludes_warmup"}, says="a wait before each forward leaves the last one running"),
     _m("times_last_iteration", "restarts the clock at each timed forward: times only the last iteration",
        [("        start = time.perf_counter()\n        for _ in range(repeats):\n            model(x)\n" + WAIT,
          "        for _ in range(repeats):\n            start = time.perf_counter()\n            model(x)\n"
          "        wait_for_gpus()\n        return time.perf_counter() - start")],
-       {"timing_measures_device_time"}),
+       {"timing_measures_device_time"}, says="A clock started inside the loop"),
     _m("times_the_warmup", "starts the clock before the warm-up forwards",
        [("        for _ in range(warmup):\n            model(x)\n        wait_for_gpus()\n"
          "        start = time.perf_counter()\n",
@@ -369,6 +390,14 @@ VARIANTS = [
        [("from torch import nn\n", "from torch import nn\n\nimport sys\n"),
         ('print(f"Before move: {x.device}")', 'sys.stdout.write(f"Before move: {x.device}\\n")'),
         ('print(f"After move: {x.device}")', 'sys.stdout.write(f"After move: {x.device}\\n")')],
+       set()),
+    _m("variant_copy_as_float64", "moves the activation as a float64 copy (one direct copy, twice the bytes)",
+       [("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.double().to(self.device1).float()  # the copy")],
+       set()),
+    _m("variant_trace_with_prefix", "prints the trace lines with a prefix, and one more line",
+       [('print(f"Before move: {x.device}")', 'print(f"[trace] Before move: {x.device}")\n'
+                                              '            print("moving the activation")'),
+        ('print(f"After move: {x.device}")', 'print(f"[trace] After move: {x.device}, shape {tuple(x.shape)}")')],
        set()),
     _m("variant_zero_grad_after_step", "zeroes the gradients after each step (none are left when train() returns)",
        [("        optimizer.zero_grad()\n", ""),

@@ -46,6 +46,18 @@ def test_mutant_loses_exactly_its_checks(mutant, graded_samples):
             assert len(result.message) > 40, f"{result.check.id}: message too thin for a student: {result.message!r}"
     # an honest mistake is never flagged for review; one that reaches into the grader always is
     assert bool(report.flags) == mutant.flagged, report.flags
+    first = next((r for r in report.results if not r.passed), None)
+    assert mutant.says in (first.message if first else ""), (mutant.says, first and first.message)
+
+
+def test_the_mistakes_whose_messages_pointed_elsewhere_have_their_message_stated():
+    """zero_grad between backward and step, an optimizer missing a layer, the last iteration timed, a float16 model,
+    a cut graph, loss tensors: each first message must name the mistake (asserted above)."""
+    from autograder.samples import by_name
+
+    for name in ("zero_grad_between", "optimizer_over_layer1", "times_last_iteration", "float16_model",
+                 "detached_stage", "tensor_losses"):
+        assert by_name(name).says, name
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda m: m.name)

@@ -6,7 +6,8 @@ from autograder.graders.replies import MalformedReply, validated
 
 TRAIN = {"layers": {"layer1": "nn.Linear(1000, 2000)", "layer2": "nn.Linear(2000, 1000)"}, "not_loaded": [],
          "losses": [0.5, 1, "'Tensor'"], "final": "final-1.npz", "outputs": "train_outputs-2.npz", "forwards": 4,
-         "grad_devices": {"layer1.weight": "cuda:0"}}
+         "grad_devices": {"layer1.weight": "cuda:0"}, "tensor_losses": 0, "steps": 4, "held": ["layer1.weight"],
+         "grads_at_step": True}
 
 
 def test_a_well_formed_reply_passes_with_its_numbers_as_floats():

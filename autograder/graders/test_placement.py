@@ -38,16 +38,27 @@ def test_placement(observe, devices):
     _check_layers(built, *devices)
 
 
+def _role(device: str, devices: tuple[str, str] | list[str]) -> str:
+    return "device0" if device == devices[0] else "device1" if device == devices[1] else device
+
+
 @pytest.mark.check("honors_devices")
 def test_honors_devices(observe, devices):
+    """Judged against the model built with the usual devices, whatever it does with them (placement judges that):
+    with the two swapped, each layer and the output must move along, to the device of the same role."""
     swapped = [devices[1], devices[0]]
+    usual = observe("build", devices=list(devices), seed=SEED, forward_batch=4)
     built = observe("build", devices=swapped, seed=SEED, forward_batch=4)
     _require_layers(built)
-    try:
-        _check_layers(built, *swapped)
-    except AssertionError as exc:
-        raise AssertionError(f"With SimpleMPModel(device0='{swapped[0]}', device1='{swapped[1]}'): {exc} "
-                             "Use the constructor's arguments, not hard-coded 'cuda:0'/'cuda:1'.") from None
-    assert built["output_device"] == swapped[1], (
-        f"With device1='{swapped[1]}' the output is on {built['output_device']}; expected {swapped[1]}. "
-        "Move the activation with `.to(self.device1)`, not to a fixed device.")
+    _require_layers(usual)
+    where = {name: (usual["params"][name]["device"], built["params"][name]["device"]) for name in LAYER_SHAPES}
+    where["the output"] = (usual["output_device"], built["output_device"])
+    for name, (before, after) in where.items():
+        role = _role(before, devices)
+        thing = name if name == "the output" else f"`model.{name}`"
+        assert _role(after, swapped) == role, (
+            f"With SimpleMPModel(device0='{devices[0]}', device1='{devices[1]}') {thing} is on {before} ({role}); "
+            f"with SimpleMPModel(device0='{swapped[0]}', device1='{swapped[1]}') it is on {after}, not on the new "
+            f"{role}" + (f" ({swapped[int(role[-1])]})" if role in ("device0", "device1") else "") + ": the model "
+            "does not follow the constructor's arguments. Use self.device0/self.device1 (made from them), not "
+            "hard-coded 'cuda:0'/'cuda:1' or torch.device('cuda').")

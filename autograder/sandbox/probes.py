@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from ..busy import overlap_seconds, record
 from . import inputs
-from .reading import describe_layers, layer_tensors, not_loadable, number, numbers, shape_of, stdout_of, text
+from .reading import MAX_ITEMS, describe_layers, layer_tensors, not_loadable, number, numbers, shape_of, stdout_of, text
 
 PROBES: dict[str, Callable[..., dict]] = {}
 _BUILT: dict[tuple, torch.nn.Module] = {}  # this submission's models as constructed, per (devices, seed)
@@ -83,6 +84,11 @@ def _output_device(out: Any) -> str:
         return text(repr(out), 200)
     except Exception:  # noqa: BLE001 - the student's __repr__ raised
         return f"a {text(type(out).__name__, 100)}"
+
+
+def _dtype(out: Any) -> str | None:
+    """A forward output's dtype (read through the base class), for the graders' messages; None if not a tensor."""
+    return str(torch._C.TensorBase.dtype.__get__(out)) if isinstance(out, torch.Tensor) else None
 
 
 def make_batch(seed: int, *shape: int) -> torch.Tensor:
@@ -164,7 +170,7 @@ def forward(ctx: Context, devices: list[str], seed: int, batch_sizes: list[int],
         # The trace is what reaches file descriptor 1, as a student running the file would see it.
         with torch.no_grad(), stdout_of(ctx.scratch) as printed:
             out = model(x, trace=trace) if trace else model(x)
-        runs.append({"batch": b, "output_device": _output_device(out),
+        runs.append({"batch": b, "output_device": _output_device(out), "dtype": _dtype(out),
                      "transfers": [asdict(t) for t in ctx.log.transfers[first:]], "printed": printed[0]})
         if isinstance(out, torch.Tensor):
             outputs[f"batch{b}"] = out
@@ -183,18 +189,67 @@ def train(ctx: Context, devices: list[str], seed: int, steps: int, lr: float | N
     not_loaded = load_weights(model, seed)
     batches = make_batches(seed, steps, fixed, rows)
     gradients = _Gradients(layer_tensors(model))
+    optimizer_steps = _OptimizerSteps(layer_tensors(model))
     outputs = _record_outputs(model)
-    losses = ctx.module.train(model, batches) if lr is None else ctx.module.train(model, batches, lr=lr)
-    losses = numbers(losses)  # read now, before anything else of the student's runs
+    try:
+        losses = ctx.module.train(model, batches) if lr is None else ctx.module.train(model, batches, lr=lr)
+    finally:
+        optimizer_steps.handle.remove()
+    losses, tensors = _loss_values(losses)  # read now, before anything else of the student's runs
     return {
         "layers": described,
         "not_loaded": not_loaded,
         "losses": losses,
+        "tensor_losses": tensors,
         "final": ctx.save_tensors("final", layer_tensors(model)),
         "outputs": ctx.save_tensors("train_outputs", {f"forward{i}": out for i, out in enumerate(outputs)}),
         "forwards": len(outputs),
         "grad_devices": gradients.devices(),
+        "steps": optimizer_steps.steps,
+        "held": sorted(optimizer_steps.held),
+        "grads_at_step": optimizer_steps.grads_at_step,
     }
+
+
+def _loss_values(returned: Any) -> tuple[list[float | str] | str, int]:
+    """The returned losses as ``numbers`` reads them, except that a one-element tensor in the list is read as its value
+    (through the base class) - its meaning is unambiguous, and only train_runs' "one float per batch" judges the
+    type - and how many such tensors there were."""
+    kind = type(returned)
+    if not (issubclass(kind, list) or issubclass(kind, tuple)):
+        return numbers(returned), 0
+    items = list.copy(returned) if issubclass(kind, list) else list(tuple.__getitem__(returned, slice(None)))
+    values, tensors = [], 0
+    for item in items[:MAX_ITEMS]:
+        if issubclass(type(item), torch.Tensor) and torch._C.TensorBase.numel(item) == 1:
+            values.append(float(torch._C.TensorBase.item(torch._C.TensorBase.detach(item))))
+            tensors += 1
+        else:
+            values.append(number(item))
+    return values, tensors
+
+
+class _OptimizerSteps:
+    """What the optimizers saw at each step() during train() (a global step pre-hook): how many steps ran, which of
+    the layer tensors an optimizer held, and whether any held one had a nonzero gradient when a step began. They
+    choose the message (a zero_grad() between backward() and step(), an optimizer missing a layer), never the
+    verdict, which the weights train() leaves decide."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors, self.steps, self.held, self.grads_at_step = tensors, 0, set(), False
+        self.handle = register_optimizer_step_pre_hook(self._seen)
+
+    def _seen(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.steps += 1
+        try:
+            held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            for name, tensor in self.tensors.items():
+                if id(tensor) in held:
+                    self.held.add(name)
+                    grad = tensor.grad
+                    self.grads_at_step |= grad is not None and bool(grad.detach().abs().sum() > 0)
+        except Exception:  # noqa: BLE001 - an optimizer of the student's own making: nothing to say about it
+            pass
 
 
 class _Gradients:
