@@ -2,8 +2,9 @@
 
 By default the first 2 float32 samples of every op (each on cuda:0 and cuda:1, gradients included) plus one
 mixed-device call per op: under 3 minutes on the 2-core box. Every sample of every op is marked ``slow`` and runs
-when ``CONFORMANCE_FULL=1`` is set (``.ci/run`` sets it). Every sample must conform or be refused with
-``SimulationUnsupported`` and a reason; a silent divergence fails here.
+when ``CONFORMANCE_FULL=1`` is set (``CONFORMANCE_FULL=<n>``: the first n samples of each op; ``.ci/run`` sets
+it). Every sample must conform or be refused with ``SimulationUnsupported`` and a reason; a silent divergence
+fails here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ pytest.importorskip("expecttest", reason="op_db needs expecttest (a dev dependen
 import conformance_harness as harness  # noqa: E402
 
 FULL = os.environ.get("CONFORMANCE_FULL", "") not in ("", "0")
+# CONFORMANCE_FULL=all (or 1): every sample; CONFORMANCE_FULL=<n> (n > 1): the first n samples of each op
+FULL_LIMIT = None if os.environ.get("CONFORMANCE_FULL", "") in ("1", "all") else int(os.environ.get(
+    "CONFORMANCE_FULL") or 0) or None
 OPS = harness.float32_ops()
 TALLY = harness.Tally()
 
@@ -50,7 +54,7 @@ def test_first_samples_conform(op):
 @pytest.mark.skipif(not FULL, reason="every sample of every op: set CONFORMANCE_FULL=1 (.ci/run does)")
 @pytest.mark.parametrize("op", OPS, ids=harness.op_id)
 def test_every_sample_conforms(op):
-    _judge(op, None)
+    _judge(op, FULL_LIMIT)
 
 
 def test_every_op_is_covered():
