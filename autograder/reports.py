@@ -43,7 +43,7 @@ def gradescope_results(report: Report) -> dict[str, Any]:
     flagged = "".join(f"\n{line}" for line in flagged_lines(report))
     return _plain_all({
         "score": report.score,
-        "output": f"Graded on {report.graded_on} (cuda:0, cuda:1).{flagged}",
+        "output": (report.not_graded or f"Graded on {report.graded_on} (cuda:0, cuda:1).") + flagged,
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "extra_data": {"flags": report.flags},  # Gradescope keeps it for the instructor; empty when clean

@@ -6,7 +6,7 @@ import csv
 import pytest
 
 from autograder.grading import grade
-from autograder.reports import table, write_summary
+from autograder.reports import gradescope_results, table, write_summary
 from autograder.samples import REAL_GPUS_ONLY, by_name
 from autograder.sandbox.unsupported import not_simulated, unsupported_constructs
 
@@ -59,6 +59,7 @@ def test_a_compiled_submission_is_not_graded_on_simulated_gpus_and_counted(fast_
     assert all(r.message == report.not_graded for r in report.results)
     shown = table(report)
     assert " FAIL " not in shown and "PASS" not in shown  # nothing failed: it was not graded
+    assert gradescope_results(report)["output"] == report.not_graded  # not "Graded on ..."
     with write_summary([report], tmp_path / "summary.csv", fast_rubric).open() as f:
         (row,) = csv.DictReader(f)
     assert row["not_graded"] == report.not_graded
