@@ -60,6 +60,13 @@ def unshare_namespaces(as_root: bool) -> tuple[bool, bool, list[str]]:
     return pid_namespace, mount_namespace() != mounts_before, notes
 
 
+def unshare_mounts() -> bool:
+    """A mount namespace of this process's own (as root), checked; for a layer applied without the namespaces
+    (``limits.apply(layers=...)``: the dropped user still needs its view of the interpreter)."""
+    before = mount_namespace()
+    return LINUX and _libc.unshare(CLONE_NEWNS) == 0 and mount_namespace() != before
+
+
 def mount_namespace() -> int:
     """This process's mount namespace (its inode number; 0 off Linux)."""
     return os.stat("/proc/self/ns/mnt").st_ino if LINUX else 0

@@ -77,6 +77,8 @@ def apply(limits: Limits, scratch: str, real_gpus: bool = False, protected_fds: 
         skipped += notes
         isolation.fork_init()  # from here on: the grandchild, PID 1 of its namespace when there is one
         skipped += isolation.mount_own_proc(machine_mounts)  # before any rule on /proc: rules bind to what they see
+    if as_root and "user" in layers and "namespaces" not in layers:  # the user alone (cuda_layers): its view of Python
+        own_mounts = isolation.unshare_mounts()
     readable = [*SYSTEM_READ, *isolation.python_paths(), _package_dir(),
                 *(cuda_read if real_gpus else ()), *(_kernel_cache() if real_gpus else ())]
     if as_root and "user" in layers:
