@@ -394,6 +394,13 @@ VARIANTS = [
     _m("variant_copy_as_float64", "moves the activation as a float64 copy (one direct copy, twice the bytes)",
        [("x = x.to(self.device1)  # the GPU-to-GPU copy", "x = x.double().to(self.device1).float()  # the copy")],
        set()),
+    # float64 computes the same function to within the tolerances (and moves one copy of the activation, twice the
+    # bytes): only the time differs.
+    _m("variant_float64_model", "builds and runs the model in float64",
+       [("nn.Linear(1000, 2000).to(self.device0)", "nn.Linear(1000, 2000).to(self.device0, torch.float64)"),
+        ("nn.Linear(2000, 1000).to(self.device1)", "nn.Linear(2000, 1000).to(self.device1, torch.float64)"),
+        ("self.layer1(x.to(self.device0))", "self.layer1(x.to(self.device0, torch.float64))")],
+       set()),
     _m("variant_trace_with_prefix", "prints the trace lines with a prefix, and one more line",
        [('print(f"Before move: {x.device}")', 'print(f"[trace] Before move: {x.device}")\n'
                                               '            print("moving the activation")'),
