@@ -103,8 +103,9 @@ def test_timing_synchronizes(observe, devices, grading):
 def test_timing_covers_output_device(observe, devices, grading):
     seen, numbers, _ = _follows_the_gpus(observe, devices, grading)
     assert seen >= TIMING_LOW, (
-        f"{numbers}: it waits for neither GPU, so not for {devices[1]}, where each forward ends. Call "
-        "torch.cuda.synchronize(model.device1) (or synchronize both devices) before reading the clock.")
+        f"With repeats={TIMING_LAST}, {numbers}: the clock waits for neither GPU after the last timed forward, so "
+        f"not for {devices[1]}, where it ends. Call torch.cuda.synchronize(model.device1) (or synchronize both "
+        "devices) after the loop, before reading the clock.")
     # Against the same function's reading when all the work is on device0 (which even a wait for cuda:0 alone sees
     # whole), warm-up included: its units, divisor and warm-up cancel, what it misses on device1 remains.
     heavy, observed = _timed(observe, devices, grading, "heavy_on_device1", TIMING_LAST)
