@@ -2,6 +2,7 @@
 
     python tests/conformance_harness.py            # the first 2 samples of every op; prints the rate
     python tests/conformance_harness.py --all      # every float32 sample (slow)
+    python tests/conformance_harness.py --samples 8   # the first 8 of each op
 
 The simulation computes every value with the CPU kernels, so the bar is bit-exact: the same values (NaN where NaN),
 dtype and shape for every output, every output on the simulated device (where the CPU run's is on the CPU), and
@@ -296,7 +297,8 @@ def check_op(op, limit: int | None) -> list[Outcome]:
 
 def main(argv: list[str]) -> int:
     import time
-    limit = None if "--all" in argv else FAST_SAMPLES
+    limit = None if "--all" in argv else int(argv[argv.index("--samples") + 1]) if "--samples" in argv \
+        else FAST_SAMPLES
     tally = Tally()
     start = time.perf_counter()
     for op in float32_ops():
@@ -304,7 +306,7 @@ def main(argv: list[str]) -> int:
     for o in tally.outcomes:
         if o.verdict != "conforms":
             print(f"{o.verdict.upper()} {o.op}[{o.index}]: {o.detail[:300]}")
-    print(tally.summary(), f"in {time.perf_counter() - start:.0f} s")
+    print(tally.summary(), f"in {time.perf_counter() - start:.0f} s ({time.process_time():.0f} s of CPU)")
     return 0
 
 

@@ -8,7 +8,7 @@ import importlib
 import pytest
 import torch
 
-from autograder.simgpu import SimulationUnsupported, census, simulated_gpus
+from autograder.simgpu import PROFILES, SimulationUnsupported, census, simulated_gpus
 
 SIMULATED = [e for e in census.ENTRIES if e.status == census.S]
 UNSUPPORTED = [e for e in census.ENTRIES if e.status == census.U]
@@ -363,3 +363,15 @@ def test_census_names_are_unique_and_reasoned():
     names = [e.name for e in census.ENTRIES]
     assert len(names) == len(set(names))
     assert all(len(e.reason) > 20 for e in census.ENTRIES)
+
+
+@pytest.mark.parametrize("gpu", sorted(PROFILES))
+def test_device_properties_follow_the_profile(gpu):
+    profile = PROFILES[gpu]
+    with simulated_gpus(2, gpu=gpu):
+        props = torch.cuda.get_device_properties(1)
+        assert (props.major, props.minor) == profile.capability == torch.cuda.get_device_capability(1)
+        assert props.total_memory == profile.memory_gib * 2**30 == torch.cuda.mem_get_info(1)[1]
+        assert props.multi_processor_count == profile.sms
+        assert profile.name in torch.cuda.get_device_name(1)
+        assert torch.cuda.is_tf32_supported() is (profile.capability >= (8, 0))  # A100/H100 yes, T4 no
