@@ -117,3 +117,26 @@ def test_compare_sample_verdicts(tmp_path):
     done = run()
     assert done.returncode == 1 and "milliseconds: UNEXPECTED" in done.stdout
     assert "milliseconds: failed [], expected ['timing_measures_device_time']" in done.stderr
+
+
+def test_the_quick_proof_end_to_end_on_a_stand_in_gpu_layer(tmp_path):
+    """The real script, doctor and sandbox, with a STAND-IN GPU layer: every Python process it starts has one
+    simulated H200 active (tests/stand_in_gpu/sitecustomize.py), so torch.cuda says one GPU. It runs through and
+    writes everything; every claim holds but one the stand-in cannot serve: --devices cuda's refusal asks torch's C
+    extension, which no stand-in replaces (on a CPU build it has no CUDA functions), so the verdict is NOT VERIFIED."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "stand_in_gpu"), "PRACTICAL8_STAND_IN_GPUS": "1",
+           "PRACTICAL8_STAND_IN_PROFILE": "h200"}
+    done = subprocess.run(["bash", str(REPO / "scripts" / "verify_on_gpus.sh"), "--quick", str(tmp_path / "out")],
+                          env=env, capture_output=True, text=True, timeout=1500, cwd=REPO)
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("NOT VERIFIED on 1 GPU(s): doctor failed"), done.stdout + done.stderr
+    assert (tmp_path / "out" / "verdict.txt").read_text().strip() == last
+    report = json.loads((tmp_path / "out" / "doctor" / "doctor.json").read_text())
+    assert report["mode"] == "one GPU (quick)" and report["machine"]["nearest_simulated_gpu"] == "h200"
+    assert list(report["errors"]) == ["refuses_devices_cuda"], report["errors"]
+    assert "_cuda_getDeviceCount" in report["errors"]["refuses_devices_cuda"]["error"]
+    assert report["cuda_under_each_layer"]["ok"] and report["timing_grader_on_gpu"]["ok"]
+    assert report["asynchrony"]["ok"] and report["training_numerics"]["ok"]
+    ratios = report["cost_model_op_by_op"]["measured_over_predicted"]  # the stand-in chip is the h200 profile itself
+    assert len(ratios) >= 6 and all(abs(r - 1) < 1e-9 for r in ratios.values()), ratios
+    assert "SOME CLAIMS FAIL" in (tmp_path / "out" / "doctor" / "doctor.md").read_text()
