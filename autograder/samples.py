@@ -603,3 +603,25 @@ PRECISION_SAMPLES = [
        [("from torch import nn\n", "from torch import nn\n\ntorch.backends.cuda.matmul.allow_tf32 = True\n")],
        {"forward_values", "train_matches_reference"}),
 ]
+
+
+# Issue 21: Part 5 with streams, written differently: wait_stream instead of events, and the copy issued from inside
+# device1's stream (so on device0's current stream, the default one: PyTorch's cross-device copy runs on the source's
+# current stream, after a barrier with the destination's).
+STREAM_VARIANTS.append(_m(
+    "variant_pipeline_wait_stream", "Part 5 with a stream per device ordered by wait_stream, the copy inside device1's",
+    [(PIPELINE_BODY,
+      "        x = x.to(self.device0)\n"
+      "        s0, s1 = torch.cuda.Stream(device=self.device0), torch.cuda.Stream(device=self.device1)\n"
+      "        s0.wait_stream(torch.cuda.current_stream(self.device0))\n"
+      "        s1.wait_stream(torch.cuda.current_stream(self.device1))\n"
+      "        outputs = []\n"
+      "        for chunk in x.split(self.split_size, dim=0):\n"
+      "            with torch.cuda.stream(s0):\n"
+      "                hidden = self.relu1(self.layer1(chunk))\n"
+      "            s1.wait_stream(s0)\n"
+      "            with torch.cuda.stream(s1):\n"
+      "                hidden.record_stream(torch.cuda.current_stream(self.device0))  # the copy's stream reads it\n"
+      "                outputs.append(self.relu2(self.layer2(hidden.to(self.device1))))\n"
+      "        torch.cuda.current_stream(self.device1).wait_stream(s1)\n")],
+    set()))
