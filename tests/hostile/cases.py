@@ -26,6 +26,8 @@ class Hostile:
     # student's process that may win points there (it cannot be prevented in one process), so it must be flagged
     flagged: bool = False  # the scan or the audit hook must flag it, with the line of the file as evidence
     root_only: bool = False  # graded only as root (a fork bomb as a normal user would count the grader's processes)
+    honest: bool = False  # an honest control: full marks and no flag
+    link: str | None = None  # model_parallel.py is delivered as a symbolic link to this path (relative to REPO_ROOT)
 
 
 ALL = frozenset(ALL_CHECKS)
@@ -38,6 +40,33 @@ def fails_of(mutant: str) -> frozenset[str]:
 
 def _at_import(base: str, code: str) -> str:
     return base.replace(IMPORTS, IMPORTS + "\n" + code.strip() + "\n", 1)
+
+
+def _in_time_forward(base: str, code: str) -> str:
+    """``code`` at the start of time_forward's body (indented there)."""
+    marker = "    ### BEGIN SOLUTION\n    def wait_for_gpus"
+    assert marker in base
+    body = "".join(f"    {line}\n" if line else "\n" for line in code.strip().splitlines())
+    return base.replace(marker, "    ### BEGIN SOLUTION\n" + body + "    def wait_for_gpus", 1)
+
+
+# A forged machine problem: the autograder's own exception, raised from code compiled under the simulator's file name
+# (the innermost frame of its traceback is the autograder's). It used to make a failing submission "not graded".
+_FORGED_MACHINE = """
+import autograder
+from autograder.sandbox import gpucheck as _g
+exec(compile("raise _g.MachineProblem('GPU is lost')", autograder.__path__[0] + "/simgpu/mode.py", "exec"), {"_g": _g})
+"""
+_HONEST_NAMES = """
+import getpass, inspect, os, pwd
+_user = getpass.getuser()
+try:
+    _entry = pwd.getpwuid(os.getuid()).pw_name
+except KeyError:  # a user without a passwd entry on the machine fails here outside the sandbox too
+    _entry = _user
+with open(f"/proc/{os.getpid()}/status") as _status:
+    _status.read()
+"""
 
 
 REF = REFERENCE.read_text()
@@ -286,6 +315,43 @@ for path in (os.path.expanduser("~/.bashrc"), "/root/.bashrc", *[os.path.join(p,
             _at_import(by_name("missing_relu").source(), """
 setattr(__import__("to" + "rch"), "all" + "close", lambda *a, **k: True)
 """), fails_of("missing_relu")),
+    # --- issue 23: links, forged machine problems, unreadable lines, memory past every cap, library reach, names
+    Hostile("link_to_solution", "model_parallel.py is a relative symbolic link to the course's solutions/ file",
+            "", ALL, link="solutions/practical8/model_parallel.py"),
+    Hostile("forged_machine_problem", "stub; raises the autograder's MachineProblem with a simulator traceback",
+            _at_import(STUB, _FORGED_MACHINE), ALL, flagged=True),
+    Hostile("unparseable_audit_line", "stub; writes an audit line nested past the parser into every descriptor",
+            _at_import(STUB, """
+import os
+line = b'{"audit": ' + b"[" * 200_000 + b"\\n"
+for fd in range(3, 64):
+    try:
+        os.write(fd, line)
+    except OSError:
+        pass
+"""), ALL),
+    Hostile("memfd_hog", "holds 6 GiB in memfds (posix_fallocate), past the address-space cap", _at_import(REF, """
+import os
+_held = []
+for _ in range(30):
+    _held.append(os.memfd_create("hog"))
+    os.posix_fallocate(_held[-1], 0, 200 << 20)
+"""), ALL),
+    Hostile("closure_reach_timing", "no sync; reaches the timing probe's state through getclosurevars of forward",
+            _in_time_forward(by_name("no_sync").source(), """
+import inspect as _inspect
+_state = vars(_inspect)["getclosure" + "vars"](model.forward).nonlocals
+"""), None, flagged=True),
+    Hostile("library_frame_attrgetter", "no sync; a frame from logging.currentframe, then attrgetter('f_back')",
+            _in_time_forward(by_name("no_sync").source(), """
+import logging as _logging, operator as _operator
+_frame = vars(_logging)["current" + "frame"]()
+_caller = _operator.attrgetter("f_" + "back")(_frame)
+"""), None, flagged=True),
+    Hostile("honest_names", "honest control: getpass, pwd, its own /proc/<pid>, inspect.signature(model.forward)",
+            _in_time_forward(_at_import(REF, _HONEST_NAMES), """
+assert "x" in inspect.signature(model.forward).parameters
+"""), NOTHING, honest=True),
     Hostile("returns_huge_reply", "stub whose train() returns a list of 10 million floats",
             _at_import(STUB, """
 import builtins

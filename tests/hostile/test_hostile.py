@@ -35,7 +35,11 @@ def _submitted(root: Path, user: str) -> Path:
         if case.root_only and user != "root":
             continue
         (submitted / case.name / "practical8").mkdir(parents=True)
-        (submitted / case.name / "practical8" / "model_parallel.py").write_text(case.source)
+        module = submitted / case.name / "practical8" / "model_parallel.py"
+        if case.link:
+            module.symlink_to(os.path.relpath(REPO / case.link, module.parent))
+        else:
+            module.write_text(case.source)
     (submitted / BYSTANDER / "practical8").mkdir(parents=True)
     (submitted / BYSTANDER / "practical8" / "model_parallel.py").write_text(REFERENCE.read_text())
     return submitted
@@ -83,6 +87,9 @@ def test_hostile_submission_gains_nothing_undetected(case, batch):
     assert not report.not_graded, report.not_graded
     if case.fails is not None:
         assert failed == set(case.fails), {r.check.id: r.message for r in report.results if not r.passed}
+    if case.honest:
+        assert report.score == 100 and not report.flags, (report.flags, {r.check.id: r.message
+                                                                         for r in report.results if not r.passed})
     if case.flagged:
         assert report.flags, f"as {user}: {case.attack}, and nothing was flagged"
         assert all(flag.get("where", "").startswith("model_parallel.py") for flag in report.flags), report.flags
@@ -122,3 +129,27 @@ def _is_sleep_3600(pid: str) -> bool:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"3600"]
     except OSError:
         return False
+
+
+def test_the_reference_scores_100_after_each_hostile_case_in_one_session(fast_rubric):
+    """Nothing one submission does touches the next (issue 23, item 5): one graders' session grades each hostile case
+    and then the reference, in turn; the reference gets 100, unflagged, every time. (A forged machine problem used to
+    leave a check without its teardown: "previous item was not torn down properly" failed the next student's check.)"""
+    from autograder.grading import grade_all
+
+    root = Path(tempfile.mkdtemp(prefix="hostile-then-reference-"))
+    order = []
+    for case in CASES:
+        folder = root / case.name
+        folder.mkdir()
+        if case.link:
+            (folder / "model_parallel.py").symlink_to(os.path.relpath(REPO / case.link, folder))
+        else:
+            (folder / "model_parallel.py").write_text(case.source)
+        order += [(case.name, folder), (f"reference after {case.name}", REFERENCE.parent)]
+    reports = []
+    grade_all(order, fast_rubric, "sim", on_report=reports.append)
+    assert [r.submission for r in reports] == [name for name, _ in order]
+    hurt = {r.submission: r.not_graded or r.flags or {c.check.id: c.message for c in r.results if not c.passed}
+            for r in reports if r.submission.startswith("reference after") and (r.score != 100 or r.flags)}
+    assert not hurt, hurt
