@@ -32,10 +32,10 @@ from ..contract import ASSIGNMENT, MODULE_FILE
 from ..devices import require_mode
 from ..simgpu.profiles import DEFAULT_GPU, gpu_profile
 from .cuda_layers import explain as explain_cuda_failure
+from .inputs import MACHINE_CHECK
 from .limits import Limits
 from .memory import MEMORY_BUDGET, Budget, GiB
 
-MACHINE_CHECK = "machine_check"  # the request a fresh process answers before any student code (worker.serve)
 START_TIMEOUT_S = 120  # the first child waits for the warm server to import torch
 OUTPUT_KEEP_BYTES = 4000  # the student's output kept for messages (head and tail); the rest is drained away
 MAX_ARRAYS_BYTES = 64 << 20  # the largest .npz a probe saves is ~25 MB (two layers' weights and some outputs)

@@ -14,6 +14,9 @@ import numpy as np
 from ..contract import LAYER_SHAPES
 
 SEED = 1234  # the graders' seed: models, batches and the initial weights all derive from it
+# The one request that is not a probe: the trusted side asks a fresh process, before any student code, whether the
+# machine works (client._machine_failed, worker._machine_check). Here because both sides import this light module.
+MACHINE_CHECK = "machine_check"
 
 
 def make_batch(seed: int, *shape: int) -> np.ndarray:

@@ -25,7 +25,6 @@ import torch  # noqa: F401 - imported once in the warm server, before any fork
 from ..contract import MODULE, MODULE_FILE
 from ..simgpu import DEFAULT_GPU, simulated_gpus
 from . import audit, gpucheck, inputs, intake, isolation, probes
-from .client import MACHINE_CHECK
 from .limits import Limits, SandboxUnavailable, apply, in_pid_namespace
 from .recorder import CudaRecorder
 
@@ -139,7 +138,7 @@ def serve(source: str, mode: str, requests, replies, output, scratch: str, limit
             request = json.loads(line)
             if sim is not None:
                 sim.reset()
-            if request["probe"] == MACHINE_CHECK:  # the trusted side's question to a fresh process (client.py)
+            if request["probe"] == inputs.MACHINE_CHECK:  # the trusted side's question to a fresh process (client.py)
                 reply = _machine_check(request["args"])
             else:
                 with contextlib.nullcontext(sim.clocks) if sim is not None else CudaRecorder() as log:
