@@ -186,8 +186,10 @@ def _same_tensor(cpu: torch.Tensor, sim: torch.Tensor, values: bool) -> str:
     return "" if bool(same.all()) else "values differ"
 
 
-def compare(op, cpu: Run, sim: Run, device: torch.device) -> str:
-    """What differs between the CPU run and the simulated one ("" if nothing)."""
+def compare(op, cpu: Run, sim: Run, device: torch.device, on_device: bool = True) -> str:
+    """What differs between the CPU run and the simulated one ("" if nothing). ``on_device``: the sample names a
+    device or has a tensor input, so its outputs belong there (a factory called without ``device=`` makes its
+    tensor on the CPU, on real GPUs too)."""
     if cpu.error is not None or sim.error is not None:
         if cpu.error is None:
             return f"raises {type(sim.error).__name__}: {str(sim.error)[:200]} (the CPU does not)"
@@ -202,7 +204,7 @@ def compare(op, cpu: Run, sim: Run, device: torch.device) -> str:
     k = 0
     for i, (a, b) in enumerate(zip(cpu.flat, sim.flat, strict=True)):
         if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-            expected = device if a.device.type == "cpu" else a.device
+            expected = device if a.device.type == "cpu" and on_device else a.device
             if sim.devices[k] != expected:
                 return f"output {i} on {sim.devices[k]}, expected {expected}"
             k += 1
@@ -232,21 +234,34 @@ def check_sample(op, sample, index: int, device: torch.device) -> Outcome:
         sim = _run(op, sample, device, grad_seed=index)
     if isinstance(sim.error, SimulationUnsupported):
         return Outcome(op_id(op), index, "unsupported", str(sim.error))
-    problem = compare(op, cpu, sim, device)
+    on_device = _names_a_device(sample)
+    problem = compare(op, cpu, sim, device, on_device)
     if problem:
         # PyTorch itself computes some backward formulas differently under any Python dispatch mode (it
         # decomposes them; it skips a few checks for "tensor-subclass-like" inputs): a difference the CPU shows
         # too under a mode that does nothing is PyTorch's, not the simulation's. Counted apart.
         with _NoOpDispatchMode():
             cpu_in_mode = _run(op, sample, None, grad_seed=index)
-        if compare(op, cpu_in_mode, sim, device) == "":
+        if compare(op, cpu_in_mode, sim, device, on_device) == "":
             return Outcome(op_id(op), index, "artefact", f"{problem} (as on the CPU under any dispatch mode)")
+        # A few LAPACK kernels (lstsq's gelsy) are not bit-reproducible on a loaded machine (seen once in the
+        # full run, never alone): a difference that a second run of both sides does not repeat is not systematic.
+        cpu_again = _run(op, sample, None, grad_seed=index)
+        with simulated_gpus(2):
+            sim_again = _run(op, sample, device, grad_seed=index)
+        if not compare(op, cpu_again, sim_again, device, on_device):
+            return Outcome(op_id(op), index, "artefact", f"{problem} (once: a second run conforms)")
     return Outcome(op_id(op), index, "diverges" if problem else "conforms", problem)
 
 
 class _NoOpDispatchMode(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         return func(*args, **(kwargs or {}))
+
+
+def _names_a_device(sample) -> bool:
+    everything = tree_flatten((sample.input, sample.args, sample.kwargs))[0]
+    return "device" in sample.kwargs or any(isinstance(t, torch.Tensor) for t in everything)
 
 
 def _mixable(sample) -> bool:
