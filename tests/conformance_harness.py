@@ -13,6 +13,7 @@ what is neither is a divergence, and tests/test_conformance.py fails on it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from dataclasses import dataclass, field
@@ -228,9 +229,19 @@ def compare(op, cpu: Run, sim: Run, device: torch.device, on_device: bool = True
     return ""
 
 
+@contextlib.contextmanager
+def _without_tf32():
+    """cuDNN convolutions use TF32 by default on A100/H100, and the simulation follows (tf32.py, tested with its
+    own rounding in tests/): here the bar is the CPU's float32, so TF32 is off."""
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                     allow_tf32=False):
+        yield
+
+
 def check_sample(op, sample, index: int, device: torch.device) -> Outcome:
     cpu = _run(op, sample, None, grad_seed=index)
-    with simulated_gpus(2):
+    with simulated_gpus(2), _without_tf32():
         sim = _run(op, sample, device, grad_seed=index)
     if isinstance(sim.error, SimulationUnsupported):
         return Outcome(op_id(op), index, "unsupported", str(sim.error))
@@ -247,7 +258,7 @@ def check_sample(op, sample, index: int, device: torch.device) -> Outcome:
         # A few LAPACK kernels (lstsq's gelsy) are not bit-reproducible on a loaded machine (seen once in the
         # full run, never alone): a difference that a second run of both sides does not repeat is not systematic.
         cpu_again = _run(op, sample, None, grad_seed=index)
-        with simulated_gpus(2):
+        with simulated_gpus(2), _without_tf32():
             sim_again = _run(op, sample, device, grad_seed=index)
         if not compare(op, cpu_again, sim_again, device, on_device):
             return Outcome(op_id(op), index, "artefact", f"{problem} (once: a second run conforms)")
