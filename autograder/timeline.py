@@ -72,9 +72,10 @@ def draw(panels: list[tuple[str, list[Busy]]], path: Path, devices: tuple[str, .
 
 
 def _reference_models(split_sizes: tuple[int, ...], module: Any = None):
-    from .samples import load_reference
+    if module is None:  # only then: the student kit has no samples.py (no reference), and its notebook passes `module`
+        from .samples import load_reference
 
-    module = module or load_reference()
+        module = load_reference()
     torch.manual_seed(0)
     simple = module.SimpleMPModel(*NAMES)
     pipelined = {}
@@ -105,14 +106,20 @@ def reference_timelines(batch: int = BATCH, split_size: int = SPLIT_SIZE) -> lis
 
 
 def split_size_sweep(batch: int = BATCH, split_sizes: tuple[int, ...] = SWEEP_SPLIT_SIZES,
-                     module: Any = None) -> list[dict]:
+                     module: Any = None, progress: bool = False) -> list[dict]:
     """Forward time of PipelinedMPModel for each split size, and its speed-up over SimpleMPModel: the reference's,
-    or those of ``module`` (a student's model_parallel, in the notebook)."""
+    or those of ``module`` (a student's model_parallel, in the notebook). ``progress``: a bar on stderr, one step per
+    split size (the command line's sweep takes a minute or more on a small CPU; tqdm is not in the student kit)."""
     simple, pipelined = _reference_models(split_sizes, module)
     x = torch.randn(batch, 1000, device=NAMES[0])
     unsplit = span(_recorded(simple, x))
     rows = []
-    for split_size, model in pipelined.items():
+    steps = pipelined.items()
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, total=len(pipelined), desc="split sizes", unit="size")
+    for split_size, model in steps:
         busy = _recorded(model, x)
         rows.append({"split_size": split_size, "micro_batches": -(-batch // split_size), "forward_s": span(busy),
                      "speed_up": unsplit / span(busy), "idle_fraction": idle_fraction(busy)})
@@ -151,6 +158,6 @@ def draw_reference(path: Path, mode: str, sim_gpu: str = "a100", sweep: bool = F
     real = require_mode(mode) == "cuda"
     where = f"2 real GPUs ({torch.cuda.get_device_name(0)})" if real else f"2 simulated {gpu_profile(sim_gpu).name}"
     with contextlib.nullcontext() if real else simulated_gpus(2, gpu=sim_gpu):
-        drawn = draw_sweep(split_size_sweep(), path, where=where) if sweep else draw(reference_timelines(), path,
-                                                                                     where=where)
+        drawn = draw_sweep(split_size_sweep(progress=True), path, where=where) if sweep else draw(
+            reference_timelines(), path, where=where)
     return drawn, where

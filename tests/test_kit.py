@@ -11,6 +11,7 @@ searched for the hidden checks' ids and for the reference's code.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from docs_commands import block
 
 from autograder.check import visible_only
 from autograder.cli import main
@@ -28,6 +30,8 @@ from autograder.samples import MUTANTS
 
 REFERENCE = REPO / "solutions" / "practical8" / "model_parallel.py"
 NOTEBOOK = REPO / "assignment" / "practical8" / "practical8.ipynb"
+STUB = REPO / "assignment" / "practical8" / "model_parallel.py"
+TORCH_WHERE = "import torch; print(torch.__version__, torch.__file__)"
 STUDENT_GITLAB = REPO / "ci" / "student-repo" / ".gitlab-ci.yml"
 NEVER_IN_THE_KIT = ("samples.py", "cli.py", "batch.py", "doctor.py", "release.py", "gradebook.py", "kit.py",
                     "gradescope.py", "grading.yml")
@@ -78,6 +82,96 @@ def _student_folder(tmp_path: Path, source: str) -> Path:
     folder.mkdir()
     (folder / "model_parallel.py").write_text(source)
     return folder
+
+
+def _parts_1_to_4() -> str:
+    """The reference with Part 5 (PipelinedMPModel) left as the released stub: what a student who skips it hands in."""
+    import ast
+
+    def span(source: str) -> tuple[int, int]:
+        node = next(n for n in ast.parse(source).body if getattr(n, "name", "") == "PipelinedMPModel")
+        return node.lineno - 1, node.end_lineno
+
+    reference, stub = REFERENCE.read_text().splitlines(True), STUB.read_text().splitlines(True)
+    (r0, r1), (s0, s1) = span("".join(reference)), span("".join(stub))
+    return "".join(reference[:r0] + stub[s0:s1] + reference[r1:])
+
+
+@pytest.fixture(scope="module")
+def student_day(kit, tmp_path_factory) -> dict:
+    """The README's three student commands as written, in a fresh environment that already has torch (and the kit's
+    other dependencies: this environment's, through a .pth file, before anything is installed; pip may not download:
+    PIP_NO_INDEX) - in a folder with the wheel, the released notebook and Parts 1-4 done, Part 5 left as the stub."""
+    venv = tmp_path_factory.mktemp("student-venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    # torch as pip installs it comes with what it requires: the venv's own older setuptools would hide this one's.
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "setuptools"], capture_output=True, timeout=120)
+    (site / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    torch_before = kit["run"](str(python), "-c", TORCH_WHERE, cwd=site).stdout
+    folder = tmp_path_factory.mktemp("student") / "practical8"
+    folder.mkdir()
+    shutil.copy(kit["wheel"], folder)
+    shutil.copy(NOTEBOOK, folder)
+    (folder / "model_parallel.py").write_text(_parts_1_to_4())
+    script = block("README.md", "## For students: three commands")
+    done = kit["run"]("bash", "-euo", "pipefail", "-c", script, cwd=folder,
+                      env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "PIP_NO_INDEX": "1",
+                           "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    return {"done": done, "python": str(python), "site": site, "folder": folder, "torch_before": torch_before,
+            "torch_after": kit["run"](str(python), "-c", TORCH_WHERE, cwd=site).stdout}
+
+
+def _outputs(notebook: Path) -> str:
+    cells = json.loads(notebook.read_text())["cells"]
+    return "\n".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+                     for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
+
+
+@pytest.mark.timeout(900)  # the notebook runs Parts 1-4 (and 5, with its sweep) on simulated GPUs
+def test_the_students_three_commands_run_as_written_with_part_5_left_out(student_day):
+    done = student_day["done"]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "All 7 public checks pass" in done.stdout  # `check`: Part 5's checks are off by default
+    text = _outputs(student_day["folder"] / "practical8.ipynb")
+    assert "output (32, 1000) on cuda:1" in text and "Before move: cuda:0\nAfter move: cuda:1" in text
+    assert "Part 5 (optional) is not implemented yet: skipped" in text and "no sweep" in text
+    assert "NotImplementedError" not in text and "Traceback" not in text
+    assert "All 7 public checks pass" in text, "Run All did not reach the public checks"
+
+
+@pytest.mark.timeout(900)  # the notebook runs Parts 1-4 (and 5, with its sweep) on simulated GPUs
+def test_the_kit_installs_next_to_an_installed_torch_without_replacing_it(student_day):
+    assert student_day["done"].returncode == 0, student_day["done"].stderr[-3000:]
+    assert student_day["torch_before"] and student_day["torch_before"] == student_day["torch_after"]
+    assert (student_day["site"] / "autograder").is_dir()  # the kit itself went in
+    assert not list(student_day["site"].glob("torch*")), "pip put a torch of its own into the environment"
+
+
+@pytest.mark.timeout(900)  # the notebook runs Parts 1-4 (and 5, with its sweep) on simulated GPUs
+def test_the_released_notebook_runs_through_with_every_part_done(student_day, kit):
+    """Part 4's sentence states the simulated A100 numbers the notebook prints; Part 5 draws its pictures."""
+    folder = student_day["folder"]
+    (folder / "model_parallel.py").write_text(REFERENCE.read_text())
+    shutil.copy(NOTEBOOK, folder)
+    command = [line for line in block("README.md", "## For students: three commands").splitlines()
+               if "nbconvert" in line][0]
+    done = kit["run"]("bash", "-c", command, cwd=folder, env={"PATH": f"{Path(student_day['python']).parent}:/usr/bin"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = _outputs(folder / "practical8.ipynb")
+    assert "same output as the unsplit model: True" in text and "bubble measured" in text
+    assert (folder / "sweep.png").is_file() and "not implemented yet" not in text
+    said = re.search(r"lasts ([\d.]+) ms \(the picture\), but `time_forward` gives ([\d.]+) ms", _part4_sentence())
+    assert said, "Part 4 no longer says why time_forward is shorter than the picture"
+    assert f"one isolated forward (the picture): {said[1]} ms;  time_forward, back to back: {said[2]} ms" in text
+
+
+def _part4_sentence() -> str:
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    return " ".join("".join(c["source"]).split() for c in cells
+                    if c["metadata"].get("nbgrader", {}).get("grade_id") == "part4_picture")
 
 
 # ------------------------------------------------------------------------------------------ the installed kit

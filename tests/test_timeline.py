@@ -60,6 +60,20 @@ def test_the_split_size_sweep_has_the_tutorials_shape():
     assert speed_ups[1] > 1.3 and speed_ups[2] > speed_ups[0] and speed_ups[3] < speed_ups[2]
 
 
+def test_the_sweep_shows_its_progress_and_stays_quiet_in_the_notebook(capsys):
+    """`timeline --sweep` takes a minute or more on a small CPU: a bar, one step per split size; the notebook's
+    call (no progress) prints nothing, and the rows are the same either way."""
+    with simulated_gpus(2):
+        quiet = split_size_sweep(split_sizes=(4096, 1024))
+        assert capsys.readouterr().err == ""
+        shown = split_size_sweep(split_sizes=(4096, 1024), progress=True)
+    err = capsys.readouterr().err
+    assert "split sizes" in err and "2/2" in err
+    # The same sweep: the second starts later on the virtual clock, so its sums may differ in the last bits.
+    assert [r["split_size"] for r in shown] == [r["split_size"] for r in quiet]
+    assert [r["speed_up"] for r in shown] == pytest.approx([r["speed_up"] for r in quiet], rel=1e-9)
+
+
 def test_timeline_command_writes_a_png_and_its_numbers(tmp_path, capsys):
     out = tmp_path / "timeline.png"
     assert main(["timeline", "--out", str(out), "--devices", "sim"]) == 0
