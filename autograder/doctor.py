@@ -120,6 +120,8 @@ def verdicts(mode: str, sim_gpu: str = "a100", names: tuple[str, ...] | None = N
     submission -> check -> passed."""
     import tempfile
 
+    from tqdm import tqdm
+
     from .grading import grade_all
     from .rubric import load_rubric
     from .samples import PIPELINE_CHECKS, REFERENCE, quick_edits
@@ -129,8 +131,13 @@ def verdicts(mode: str, sim_gpu: str = "a100", names: tuple[str, ...] | None = N
     with tempfile.TemporaryDirectory() as tmp:
         chosen = [m for m in quick_edits() if names is None or m.name in names]
         folders = [("reference", REFERENCE.parent)] + [(m.name, m.write(Path(tmp) / m.name)) for m in chosen]
-        grade_all(folders, rubric, mode, sim_gpu=sim_gpu,
-                  on_report=lambda r: out.__setitem__(r.submission, {c.check.id: c.passed for c in r.results}))
+        # Minutes on a small machine: a bar on stderr, as class grading has (doctor.md stays the only report).
+        with tqdm(total=len(folders), desc=f"doctor: grading samples ({mode})", unit="submission") as progress:
+            def reported(r) -> None:
+                out[r.submission] = {c.check.id: c.passed for c in r.results}
+                progress.update()
+
+            grade_all(folders, rubric, mode, sim_gpu=sim_gpu, on_report=reported)
     return out
 
 
@@ -484,6 +491,8 @@ def timing_margins(mode: str, devices: tuple[str, str] = NAMES, draws: int | Non
     heavy and above it where work is even (it fails one check only), each by ``TIMING_MARGIN`` at least."""
     import tempfile
 
+    from tqdm import tqdm
+
     from .graders.expected import (
         SEED,
         TIMING_HIGH,
@@ -498,7 +507,8 @@ def timing_margins(mode: str, devices: tuple[str, str] = NAMES, draws: int | Non
 
     draws = MARGIN_DRAWS[mode] if draws is None else draws
     ratios: dict[str, dict[str, list[float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    progress = tqdm(total=2 * len(TIMING_SCENARIOS) * draws, desc=f"doctor: timing margins ({mode})", unit="draw")
+    with progress, tempfile.TemporaryDirectory() as tmp:
         for name, folder in (("reference", REFERENCE.parent), ("bare_sync", by_name("bare_sync").write(Path(tmp)))):
             ratios[name] = {scenario: [] for scenario in TIMING_SCENARIOS}
             with SubmissionProcess(folder, mode, sim_gpu=sim_gpu) as submission:
@@ -509,6 +519,7 @@ def timing_margins(mode: str, devices: tuple[str, str] = NAMES, draws: int | Non
                                                     warmup=TIMING_WARMUP, repeats=TIMING_REPEATS, before=before,
                                                     after=after)
                         ratios[name][scenario].append(observed["seconds"] / observed["true_seconds"])
+                        progress.update()
     reference = [r for rs in ratios["reference"].values() for r in rs]
     margins = {
         "reference_above_low": min(reference) - TIMING_LOW,

@@ -40,6 +40,8 @@ def test_doctor_without_gpu_runs_the_simulated_half(tmp_path, capsys):
     assert report["mode"].startswith("no GPU") and report["ok"]
     assert report["simulated_verdicts_unexpected"] == [] and report["graded"] >= 20
     assert "no GPU" in (tmp_path / "doctor.md").read_text()
+    progress = capsys.readouterr().err  # nothing long stays silent: a bar for the gradings and the timing draws
+    assert "doctor: grading samples (sim)" in progress and "doctor: timing margins (sim)" in progress
 
 
 @pytest.mark.cuda1
