@@ -170,8 +170,8 @@ def test_the_released_notebook_runs_through_with_every_part_done(student_day, ki
 
 def _part4_sentence() -> str:
     cells = json.loads(NOTEBOOK.read_text())["cells"]
-    return " ".join("".join(c["source"]).split() for c in cells
-                    if c["metadata"].get("nbgrader", {}).get("grade_id") == "part4_picture")
+    return " ".join(word for c in cells if c["metadata"].get("nbgrader", {}).get("grade_id") == "part4_picture"
+                    for word in "".join(c["source"]).split())
 
 
 # ------------------------------------------------------------------------------------------ the installed kit
