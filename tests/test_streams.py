@@ -189,3 +189,16 @@ def test_stream_pipelines_get_the_part5_verdicts_of_real_gpus(sample, fast_rubri
     if not sample.fails:
         assert report.score == report.max_score == 120
 
+
+
+def test_a_kernel_waiting_on_an_event_leaves_the_sms_to_another_stream(simulated_gpus):
+    a = torch.randn(512, 512, device="cuda:0")
+    _sleep(simulated_gpus, 2 * MS)  # the default stream's event below is reached after 2 ms
+    later = torch.cuda.Stream()
+    later.wait_event(torch.cuda.current_stream().record_event())
+    with torch.cuda.stream(later):
+        a @ a  # queued now, runs after 2 ms
+    with torch.cuda.stream(torch.cuda.Stream()):
+        a @ a  # launched after it, free to run at once
+    waiting, free = (i for i in simulated_gpus.clocks.intervals if i.name == "mm")
+    assert free.end <= waiting.start and waiting.start * 1e3 >= 2.0

@@ -11,6 +11,7 @@ shows on a clock.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass, field
 
@@ -69,7 +70,8 @@ class DeviceClocks:
     now_ns: int = 0  # the host's time since the simulation started
     queues: dict[tuple[int, int], int] = field(default_factory=dict)  # (device, stream) -> when its work is done
     current: list[int] = field(default_factory=list)  # per device: the id of its current stream
-    engine_ns: list[int] = field(default_factory=list)  # per device: when its SMs finish the compute queued so far
+    # per device: the (start, end) of compute kernels not yet over when last pruned, in time order - its SMs' plan
+    engine: list[list[tuple[int, int]]] = field(default_factory=list)
     intervals: list[Interval] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
     syncs: list[Sync] = field(default_factory=list)
@@ -80,7 +82,7 @@ class DeviceClocks:
         for index in range(self.n):
             self.queues.setdefault((index, 0), self.now_ns)
         self.current = [0] * self.n
-        self.engine_ns = [self.now_ns] * self.n
+        self.engine = [[] for _ in range(self.n)]
 
     def restarted(self) -> DeviceClocks:
         """Fresh queues and logs, from when all queued work is done (no clock or event runs backwards). The streams
@@ -152,14 +154,32 @@ class DeviceClocks:
 
     def _run(self, index: int, seconds: float, name: str, kind: str, after_ns: int, stream: int) -> int:
         start = max(after_ns, self.queues[(index, stream)])
+        length = max(1, to_ns(seconds))
         if kind == "compute":
-            start = max(start, self.engine_ns[index])
-        end = start + max(1, to_ns(seconds))
+            start = self._free_sms(index, start, length, after_ns)
+        end = start + length
         self.queues[(index, stream)] = end
-        if kind == "compute":
-            self.engine_ns[index] = end
         self.intervals.append(Interval(f"cuda:{index}", start / NS, end / NS, name, kind, stream))
         return end
+
+    def _free_sms(self, index: int, start: int, length: int, now: int) -> int:
+        """The first time from ``start`` at which the device's SMs are free for ``length`` ns, booked. A kernel of a
+        stream that waits (an event, a busy queue) leaves the SMs to kernels of other streams meanwhile, as the GPU's
+        scheduler does; plans that ended before ``now`` (the host's launch time, never decreasing) are dropped."""
+        plan = self.engine[index]  # booked spans never overlap: sorted by start, they are sorted by end too
+        over = 0
+        while over < len(plan) and plan[over][1] <= now:
+            over += 1
+        del plan[:over]
+        if plan and start < plan[-1][1]:  # one stream alone always books after the last span: nothing to search
+            for s, e in plan:
+                if e <= start:
+                    continue
+                if s >= start + length:
+                    break
+                start = e
+        bisect.insort(plan, (start, start + length))
+        return start
 
     def kernel(self, index: int, flops: float, nbytes: float, name: str) -> int:
         return self.launch(index, self.profile.kernel_seconds(flops, nbytes), name)
