@@ -42,6 +42,8 @@ def pytest_configure(config):
     home = Path(tempfile.mkdtemp(prefix="autograder-tests-home-"))
     for name in HOME_VARIABLES:
         os.environ[name] = str(home if name == "HOME" else home / name.lower())
+    # End-to-end runs of whole documented flows (minutes each): `-m "not slow"` for a quick loop; .ci/run runs all.
+    config.addinivalue_line("markers", "slow: an end-to-end run of a documented flow (minutes); .ci/run runs it")
 
 
 @pytest.fixture(scope="session")

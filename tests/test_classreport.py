@@ -72,12 +72,14 @@ def _expected_score(fails: frozenset[str], rubric) -> float:
     return sum(c.points for c in rubric.enabled if c.id not in fails)
 
 
+@pytest.mark.slow
 def test_release_and_kit_come_first(class_day):
     practical = class_day["course"] / "assignment" / "practical8"
     assert "raise NotImplementedError" in (practical / "model_parallel.py").read_text()
     assert (practical / wheel_name()).is_file()
 
 
+@pytest.mark.slow
 def test_the_class_table_ends_the_grading_and_report_prints_it_again(class_day, rubric):
     out = class_day["stdout"]
     assert "graded 15 submissions; summary in graded/summary.csv" in out
@@ -90,6 +92,7 @@ def test_the_class_table_ends_the_grading_and_report_prints_it_again(class_day, 
     assert out.count(table) == 3, "`report graded/` (and --release-hidden) did not print the grading's table"
 
 
+@pytest.mark.slow
 def test_class_json_holds_the_classes_numbers(class_day, rubric):
     data = json.loads((class_day["graded"] / "class.json").read_text())
     expected = {f"stub{i}": 0.0 for i in range(5)} | {f"correct{i}": 100.0 for i in range(5)}
@@ -107,6 +110,7 @@ def test_class_json_holds_the_classes_numbers(class_day, rubric):
     assert data["flagged"] == [] and data["not_graded"] == []
 
 
+@pytest.mark.slow
 def test_release_hidden_shows_the_hidden_checks_without_grading_again(class_day, rubric):
     feedback = (class_day["graded"] / "correct0" / "feedback.md").read_text()
     assert "released later" not in feedback
@@ -127,6 +131,7 @@ def served(class_day):
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_report_html_in_a_real_browser(served, class_day):
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():

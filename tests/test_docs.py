@@ -134,6 +134,7 @@ def _student(root: Path, name: str, source: str) -> None:
     (folder / "model_parallel.py").write_text(source)
 
 
+@pytest.mark.slow
 def test_the_whole_class_block_runs_as_written(tmp_path):
     """docs/instructors.md's class block: grading with -j 2, --force, and Slurm (sbatch and the job's Python are the
     stand-ins of tests/test_slurm.py: no cluster here)."""
@@ -161,6 +162,7 @@ def test_the_whole_class_block_runs_as_written(tmp_path):
     assert calls[-1].startswith("python -m autograder merge graded//shards/1/ ") and calls[-1].endswith("--out graded/")
 
 
+@pytest.mark.slow
 def test_the_starter_repository_block_runs_as_written(tmp_path):
     course = _course(tmp_path, "assignment", "ci")
     script = block("docs/instructors.md", "every push then runs `check`")

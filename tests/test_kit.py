@@ -130,6 +130,7 @@ def _outputs(notebook: Path) -> str:
                      for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # the notebook runs Parts 1-4 (and 5, with its sweep) on simulated GPUs
 def test_the_students_three_commands_run_as_written_with_part_5_left_out(student_day):
     done = student_day["done"]
@@ -142,6 +143,7 @@ def test_the_students_three_commands_run_as_written_with_part_5_left_out(student
     assert "All 7 public checks pass" in text, "Run All did not reach the public checks"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # the notebook runs Parts 1-4 (and 5, with its sweep) on simulated GPUs
 def test_the_kit_installs_next_to_an_installed_torch_without_replacing_it(student_day):
     assert student_day["done"].returncode == 0, student_day["done"].stderr[-3000:]
@@ -150,6 +152,7 @@ def test_the_kit_installs_next_to_an_installed_torch_without_replacing_it(studen
     assert not list(student_day["site"].glob("torch*")), "pip put a torch of its own into the environment"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # the notebook runs Parts 1-4 (and 5, with its sweep) on simulated GPUs
 def test_the_released_notebook_runs_through_with_every_part_done(student_day, kit):
     """Part 4's sentence states the simulated A100 numbers the notebook prints; Part 5 draws its pictures."""

@@ -16,6 +16,8 @@ from conftest import REPO
 
 from autograder.samples import REFERENCE, by_name
 
+pytestmark = pytest.mark.slow  # nbgrader's commands, each ~2 s to start, and real gradings: minutes in all
+
 ASSIGNMENT, COURSE_ID = "practical8", "p8"
 STUDENTS = {"alice": "correct", "bob": "bare_sync", "carol": "stub"}
 EXPECTED_SCORES = {"alice": 100.0, "bob": 90.0, "carol": 0.0}
