@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 pytest.importorskip("expecttest", reason="op_db needs expecttest (a dev dependency)")
 
@@ -28,7 +29,10 @@ TALLY = harness.Tally()
 @pytest.fixture(scope="module", autouse=True)
 def conformance_rate(request):
     """After the module: the rate, on the terminal (docs/simulation.md quotes it with the machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(harness.ONE_THREAD)
     yield
+    torch.set_num_threads(threads)
     if TALLY.outcomes:
         capture = request.config.pluginmanager.get_plugin("capturemanager")
         with capture.global_and_fixture_disabled():
@@ -64,8 +68,6 @@ def test_every_op_is_covered():
 
 def test_a_divergence_is_caught():
     """The harness itself: a simulated op that leaves its output on the CPU is a divergence, not a pass."""
-    import torch
-
     op = next(o for o in OPS if o.name == "add")
     sample = harness.samples(op, 1)[0]
     cpu = harness._run(op, sample, None, grad_seed=0)
