@@ -93,7 +93,8 @@ def terminal_text(summary: dict[str, Any], out_dir: Path) -> str:
     """The class table, the histogram and the lists a person reads in the terminal after grading."""
     mean = "-" if summary["mean"] is None else f"{summary['mean']:g}"
     median = "-" if summary["median"] is None else f"{summary['median']:g}"
-    lines = [f"Class report: {summary['students']} students in {out_dir} ({summary['graded']} graded, "
+    students = f"{summary['students']} student{'' if summary['students'] == 1 else 's'}"
+    lines = [f"Class report: {students} in {out_dir} ({summary['graded']} graded, "
              f"{len(summary['not_graded'])} not graded, {len(summary['flagged'])} flagged); "
              f"mean {mean}/{summary['max_score']:g}, median {median}", "",
              f"{'check':<28} {'passed':>7} {'rate':>5}  {'most common first message (failed)':<{MESSAGE_WIDTH}} "
