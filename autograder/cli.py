@@ -270,7 +270,10 @@ def _merge(args: argparse.Namespace) -> int:
     rubric = load_rubric(args.rubric)
     summary = merge(args.sources, args.out, rubric)
     print(f"merged {len(args.sources)} folder(s); summary in {summary}")
-    print(_class_report(args.out, rubric))
+    try:
+        print(_class_report(args.out, rubric))
+    except FileNotFoundError as exc:  # shards that graded nobody: the merge itself did its job
+        print(f"no class report: {exc}")
     return 0
 
 
