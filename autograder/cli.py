@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--sim-gpu", **SIM_GPU)
     g.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade even where the kernel has no Landlock: student code can then read and write "
-                        "whatever the grader can (see the README's security section)")
+                        "whatever the grader can (see docs/security.md)")
     g.set_defaults(func=_grade)
     t = commands.add_parser("timeline", parents=[course],
                             help="draw the GPUs' busy time: SimpleMPModel vs PipelinedMPModel",
@@ -306,5 +306,5 @@ def _gradescope(args: argparse.Namespace) -> int:
         run(args.root, args.sim_gpu)
         return 0
     out = build_bundle(args.out or Path("autograder.zip"), args.rubric, args.sim_gpu)
-    print(f"wrote {out}: upload it as the assignment's autograder on Gradescope (see the README)")
+    print(f"wrote {out}: upload it as the assignment's autograder on Gradescope (see docs/instructors.md)")
     return 0

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Run once on a machine with one or two GPUs before grading a class there (README: "Before grading on a new machine").
+# Run once on a machine with one or two GPUs before grading a class there (docs/gpu-verification.md).
 # It ends with one verdict line, VERIFIED or NOT VERIFIED; everything measured stays in the results folder.
 #
 #   bash scripts/verify_on_gpus.sh                 # results in benchmarks/results/<date>-gpus-<host>/
