@@ -187,6 +187,8 @@ def _stand_in_one_gpu(monkeypatch):
     from autograder.sandbox import cuda_layers
 
     monkeypatch.setattr(doctor, "machine", lambda: {"gpu_count": 1, "gpus": ["NVIDIA H200"]})
+    # --devices cuda's refusal asks torch's C extension, which no simulation replaces: its answer stands in too.
+    monkeypatch.setattr(doctor, "torch_gpu_count", lambda: (1, "stand-in: one GPU"))
     monkeypatch.setenv("PYTHONPATH", str(REPO / "tests"))
     monkeypatch.setattr(cuda_layers, "PROBE", "cuda_stand_in:fails_under_seccomp")
     return doctor
