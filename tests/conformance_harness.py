@@ -36,6 +36,10 @@ SEED = 1234
 # LAPACK's gelsy (linalg.lstsq) gave different bits run to run on the loaded 2-core box with two threads: with one
 # thread every CPU kernel is reproducible, so any difference left is the simulation's.
 ONE_THREAD = 1
+# And LAPACK's gelsy gives other bits for the same values at another address (measured: 89 of 200 random 3x4x3
+# problems, one thread): for these the CPU cannot be bit-exact with itself, so values within CLOSE_RTOL count apart.
+ALIGNMENT_DEPENDENT = {"linalg.lstsq"}
+CLOSE_RTOL = 1e-4
 # Ops whose outputs are uninitialised memory: only dtype, shape and device can be compared.
 UNINITIALISED = {"empty", "empty_like", "new_empty", "new_empty_strided", "empty_strided", "empty_permuted"}
 
@@ -178,7 +182,7 @@ def _same_value(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _same_tensor(cpu: torch.Tensor, sim: torch.Tensor, values: bool) -> str:
+def _same_tensor(cpu: torch.Tensor, sim: torch.Tensor, values: bool, close: bool = False) -> str:
     if cpu.dtype != sim.dtype:
         return f"dtype {sim.dtype}, CPU {cpu.dtype}"
     if cpu.shape != sim.shape:
@@ -186,11 +190,13 @@ def _same_tensor(cpu: torch.Tensor, sim: torch.Tensor, values: bool) -> str:
     if not values or cpu.layout != torch.strided:
         return ""
     a, b = cpu.detach().resolve_conj().resolve_neg(), sim.detach().resolve_conj().resolve_neg()
+    if close:
+        return "" if torch.allclose(a, b, rtol=CLOSE_RTOL, atol=CLOSE_RTOL, equal_nan=True) else "values differ"
     same = (a == b) | (a.isnan() & b.isnan()) if a.is_floating_point() or a.is_complex() else (a == b)
     return "" if bool(same.all()) else "values differ"
 
 
-def compare(op, cpu: Run, sim: Run, device: torch.device, on_device: bool = True) -> str:
+def compare(op, cpu: Run, sim: Run, device: torch.device, on_device: bool = True, close: bool = False) -> str:
     """What differs between the CPU run and the simulated one ("" if nothing). ``on_device``: the sample names a
     device or has a tensor input, so its outputs belong there (a factory called without ``device=`` makes its
     tensor on the CPU, on real GPUs too)."""
@@ -212,7 +218,7 @@ def compare(op, cpu: Run, sim: Run, device: torch.device, on_device: bool = True
             if sim.devices[k] != expected:
                 return f"output {i} on {sim.devices[k]}, expected {expected}"
             k += 1
-            problem = _same_tensor(a, b, values)
+            problem = _same_tensor(a, b, values, close)
             if problem:
                 return f"output {i}: {problem}"
         elif not _same_value(a, b):
@@ -226,7 +232,7 @@ def compare(op, cpu: Run, sim: Run, device: torch.device, on_device: bool = True
             continue
         if sim.grad_devices[i] != device:
             return f"gradient {i} on {sim.grad_devices[i]}, expected {device}"
-        problem = _same_tensor(a, b, values)
+        problem = _same_tensor(a, b, values, close)
         if problem:
             return f"gradient {i}: {problem}"
     return ""
@@ -265,6 +271,9 @@ def check_sample(op, sample, index: int, device: torch.device) -> Outcome:
             sim_again = _run(op, sample, device, grad_seed=index)
         if not compare(op, cpu_again, sim_again, device, on_device):
             return Outcome(op_id(op), index, "artefact", f"{problem} (once: a second run conforms)")
+        if op.name in ALIGNMENT_DEPENDENT and not compare(op, cpu, sim, device, on_device, close=True):
+            return Outcome(op_id(op), index, "artefact", f"{problem} (the CPU's own result depends on the data's "
+                                                         f"alignment; within {CLOSE_RTOL})")
     return Outcome(op_id(op), index, "diverges" if problem else "conforms", problem)
 
 
