@@ -67,7 +67,8 @@ class Tally:
         n = len(self.outcomes)
         return (f"conformance: {self.count('conforms')}/{n} OpInfo checks conform bit-exactly "
                 f"({100 * self.rate:.1f}%), "
-                f"{self.count('artefact')} as the CPU under any dispatch mode, "
+                f"{self.count('artefact')} differ only as the CPU differs from itself (under a dispatch mode, or "
+                f"moved in memory), "
                 f"{self.count('unsupported')} refused as SimulationUnsupported, {self.count('diverges')} diverge")
 
 
