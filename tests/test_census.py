@@ -336,6 +336,12 @@ def test_unsupported_form_raises(form, code):
             eval(code, env)  # noqa: S307
 
 
+def test_type_names_the_cuda_type_on_a_gpu():
+    with simulated_gpus(2):
+        assert torch.ones(2, device="cuda:1").type() == "torch.cuda.FloatTensor"
+        assert torch.ones(2, dtype=torch.float64).type() == "torch.DoubleTensor"
+
+
 def test_pin_memory_of_a_gpu_tensor_is_cudas_error():
     with simulated_gpus(2):
         with pytest.raises(RuntimeError, match="only dense CPU tensors can be pinned"):

@@ -146,6 +146,7 @@ FORMS: list[tuple[str, str, str]] = [
     ("Tensor.cpu()", "x.cpu()", "cpu"),
     ("Tensor.type(dtype)", "x.type(torch.float64)", "cuda:0"),
     ("Tensor.type('torch.DoubleTensor')", "x.type('torch.DoubleTensor')", "cuda:0"),
+    ("Tensor.type_as(other)", "torch.ones(2, dtype=torch.float64).type_as(x.to('cuda:1'))", "cuda:1"),
     ("Module.to(device)", "m.to('cuda:1').weight", "cuda:1"),
     ("Module.to(device=...)", "m.to(device='cuda:1').weight", "cuda:1"),
     ("Module.to(index)", "m.to(1).weight", "cuda:1"),

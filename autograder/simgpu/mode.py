@@ -75,6 +75,7 @@ class SimulatedCudaMode(TorchFunctionMode):
             Tensor.is_pinned: lambda f, a, k: device_of(a[0]).type == "cpu" and _is_pinned(a[0]),
             Tensor.record_stream: lambda f, a, k: None,
             Tensor.type: self._type,
+            Tensor.type_as: lambda f, a, k: self._to(Tensor.to, (a[0], a[1]), {}),  # ATen: self.to(other.options())
             # nn.Module.to parses its arguments with this: its device= keyword is a request, not a factory's
             # placement, so it must reach the parser unchanged (rewriting it left parameters on the CPU).
             torch._C._nn._parse_to: self._parse_to,
@@ -303,6 +304,8 @@ class SimulatedCudaMode(TorchFunctionMode):
 
     def _type(self, func, args, kwargs):
         wanted = kwargs.get("dtype", args[1] if len(args) > 1 else None)
+        if wanted is None and device_of(args[0]).type == "cuda":  # the name of the type: CUDA's on a GPU
+            return func(*args, **kwargs).replace("torch.", "torch.cuda.", 1)
         if isinstance(wanted, str) and "cuda" in wanted:
             raise SimulationUnsupported(f"Tensor.type({wanted!r}): legacy CUDA tensor types are not simulated; "
                                         "use .to(device) instead.")
