@@ -399,7 +399,8 @@ VARIANTS = [
     _m("variant_float64_model", "builds and runs the model in float64",
        [("nn.Linear(1000, 2000).to(self.device0)", "nn.Linear(1000, 2000).to(self.device0, torch.float64)"),
         ("nn.Linear(2000, 1000).to(self.device1)", "nn.Linear(2000, 1000).to(self.device1, torch.float64)"),
-        ("self.layer1(x.to(self.device0))", "self.layer1(x.to(self.device0, torch.float64))")],
+        ("self.layer1(x.to(self.device0))", "self.layer1(x.to(self.device0, torch.float64))"),
+        ("chunks = iter(x.to(self.device0).split(", "chunks = iter(x.to(self.device0, torch.float64).split(")],
        set()),
     _m("variant_trace_with_prefix", "prints the trace lines with a prefix, and one more line",
        [('print(f"Before move: {x.device}")', 'print(f"[trace] Before move: {x.device}")\n'
