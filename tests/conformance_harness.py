@@ -3,6 +3,7 @@
     python tests/conformance_harness.py            # the first 2 samples of every op; prints the rate
     python tests/conformance_harness.py --all      # every float32 sample (slow)
     python tests/conformance_harness.py --samples 8   # the first 8 of each op
+    python tests/conformance_harness.py --dtype bfloat16 --all   # one dtype (float32, float16, bfloat16)
 
 The simulation computes every value with the CPU kernels, so the bar is bit-exact: the same values (NaN where NaN),
 dtype and shape for every output, every output on the simulated device (where the CPU run's is on the CPU), and
@@ -30,7 +31,11 @@ from autograder.simgpu import SimulationUnsupported, device_of, simulated_gpus  
 from autograder.simgpu.placement import place  # noqa: E402
 
 DTYPE = torch.float32
-FAST_SAMPLES = 2  # per op, by default: every op, under 3 minutes on the 2-core box
+# float32, and the dtypes autocast produces on "cuda" (float16 by default, bfloat16): each run with the CPU's kernels
+# for that dtype, so bit-exact is the bar for all three.
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+FAST_SAMPLES = 2  # per op, by default: every op, under 3 minutes on the 2-core box (with FAST_SAMPLES_HALF)
+FAST_SAMPLES_HALF = 1  # per op for float16 and bfloat16 by default: their first sample
 MISMATCH_PREFIX = "Expected all tensors to be on the same device"  # the rest of the message varies op by op
 SEED = 1234
 # LAPACK's gelsy (linalg.lstsq) gave different bits run to run on the loaded 2-core box with two threads: with one
@@ -50,6 +55,7 @@ class Outcome:
     index: int  # which sample (or -1: the mixed-device check)
     verdict: str  # "conforms" | "artefact" (PyTorch's own, under any dispatch mode) | "unsupported" | "diverges"
     detail: str = ""
+    dtype: str = "float32"
 
 
 @dataclass
@@ -63,9 +69,15 @@ class Tally:
     def rate(self) -> float:
         return self.count("conforms") / max(1, len(self.outcomes))
 
-    def summary(self) -> str:
+    def by_dtype(self) -> dict[str, Tally]:
+        out: dict[str, Tally] = {}
+        for o in self.outcomes:
+            out.setdefault(o.dtype, Tally()).outcomes.append(o)
+        return out
+
+    def summary(self, label: str = "") -> str:
         n = len(self.outcomes)
-        return (f"conformance: {self.count('conforms')}/{n} OpInfo checks conform bit-exactly "
+        return (f"conformance{label}: {self.count('conforms')}/{n} OpInfo checks conform bit-exactly "
                 f"({100 * self.rate:.1f}%), "
                 f"{self.count('artefact')} differ only as the CPU differs from itself (under a dispatch mode, or "
                 f"moved in memory), "
@@ -76,17 +88,31 @@ def op_id(op) -> str:
     return op.name + (f".{op.variant_test_name}" if op.variant_test_name else "")
 
 
-def float32_ops() -> list:
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def ops_for(dtype: torch.dtype) -> list:
+    """The OpInfos whose CPU kernels support ``dtype`` (a simulated GPU runs exactly those)."""
     from torch.testing._internal.common_methods_invocations import op_db  # needs expecttest
-    return [op for op in op_db if DTYPE in op.supported_dtypes("cpu")]
+    return [op for op in op_db if dtype in op.supported_dtypes("cpu")]
 
 
-def samples(op, limit: int | None) -> list:
+def float32_ops() -> list:
+    return ops_for(DTYPE)
+
+
+def with_grad(op, dtype: torch.dtype) -> bool:
+    """Gradients are compared where the op supports autograd for this dtype on the CPU."""
+    return op.supports_autograd and dtype in op.supported_backward_dtypes("cpu")
+
+
+def samples(op, limit: int | None, dtype: torch.dtype = DTYPE) -> list:
     """The first ``limit`` samples (all when None), drawn from a fixed seed so every run sees the same ones."""
     torch.manual_seed(SEED)
-    requires_grad = op.supports_autograd
+    requires_grad = with_grad(op, dtype)
     out = []
-    for sample in op.sample_inputs("cpu", DTYPE, requires_grad=requires_grad):
+    for sample in op.sample_inputs("cpu", dtype, requires_grad=requires_grad):
         out.append(sample)
         if limit is not None and len(out) >= limit:
             break
@@ -148,8 +174,7 @@ def _run(op, sample, device: torch.device | None, grad_seed: int) -> Run:
         out = op(inp, *args, **kwargs)
         run.flat = tree_flatten(out)[0]
         run.devices = [t.device for t in run.flat if isinstance(t, torch.Tensor)]
-        if op.supports_autograd:
-            _grads(run, (inp, args, kwargs), device, grad_seed)
+        _grads(run, (inp, args, kwargs), device, grad_seed)  # only where the sample asks for gradients
     except SimulationUnsupported as e:
         run.error = e
     except Exception as e:  # noqa: BLE001 - the CPU's own errors are part of what must match
@@ -318,10 +343,10 @@ def check_mixed(op, sample) -> Outcome | None:
     return Outcome(op_id(op), -1, "diverges", f"mixed cuda:0/cuda:1 inputs: {found}, expected '{MISMATCH_PREFIX}'")
 
 
-def check_op(op, limit: int | None) -> list[Outcome]:
-    """Every sample (up to ``limit``) on cuda:0 and on cuda:1, and the mixed-device check on the first one."""
+def check_op(op, limit: int | None, dtype: torch.dtype = DTYPE) -> list[Outcome]:
+    """Every ``dtype`` sample (up to ``limit``) on cuda:0 and on cuda:1, and the mixed-device check on the first."""
     try:
-        chosen = samples(op, limit)
+        chosen = samples(op, limit, dtype)
     except Exception as e:  # noqa: BLE001 - a sample generator that fails on this torch is not the simulation's
         return [Outcome(op_id(op), 0, "conforms", f"no samples: {e}")][:0]
     outcomes = []
@@ -331,6 +356,8 @@ def check_op(op, limit: int | None) -> list[Outcome]:
     mixed = check_mixed(op, chosen[0]) if chosen else None
     if mixed is not None:
         outcomes.append(mixed)
+    for o in outcomes:
+        o.dtype = dtype_name(dtype)
     return outcomes
 
 
@@ -338,16 +365,21 @@ def main(argv: list[str]) -> int:
     import time
 
     torch.set_num_threads(ONE_THREAD)
-    limit = None if "--all" in argv else int(argv[argv.index("--samples") + 1]) if "--samples" in argv \
-        else FAST_SAMPLES
+    dtypes = [getattr(torch, argv[argv.index("--dtype") + 1])] if "--dtype" in argv else list(DTYPES)
     tally = Tally()
-    start = time.perf_counter()
-    for op in float32_ops():
-        tally.outcomes += check_op(op, limit)
-    for o in tally.outcomes:
-        if o.verdict != "conforms":
-            print(f"{o.verdict.upper()} {o.op}[{o.index}]: {o.detail[:300]}")
-    print(tally.summary(), f"in {time.perf_counter() - start:.0f} s ({time.process_time():.0f} s of CPU)")
+    for dtype in dtypes:
+        limit = None if "--all" in argv else int(argv[argv.index("--samples") + 1]) if "--samples" in argv \
+            else FAST_SAMPLES if dtype == DTYPE else FAST_SAMPLES_HALF
+        start, cpu = time.perf_counter(), time.process_time()
+        part = Tally()
+        for op in ops_for(dtype):
+            part.outcomes += check_op(op, limit, dtype)
+        for o in part.outcomes:
+            if o.verdict != "conforms":
+                print(f"{o.verdict.upper()} {o.op}[{o.index}] {o.dtype}: {o.detail[:300]}")
+        print(part.summary(f" ({dtype_name(dtype)})"), f"in {time.perf_counter() - start:.0f} s "
+              f"({time.process_time() - cpu:.0f} s of CPU)", flush=True)
+        tally.outcomes += part.outcomes
     return 0
 
 
