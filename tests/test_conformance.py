@@ -3,9 +3,9 @@
 By default the first 2 float32 samples of every op and the first float16 and bfloat16 sample (the dtypes autocast
 produces) of every op whose CPU kernels take them (each on cuda:0 and cuda:1, gradients where the op has them for
 that dtype) plus one mixed-device call per op and dtype: under 3 minutes on the 2-core box. Every sample of every op
-in every dtype is marked ``slow`` and runs when ``CONFORMANCE_FULL=1`` is set (``CONFORMANCE_FULL=<n>``: the first
-n samples of each op; ``CONFORMANCE_FULL=float16=<n>,bfloat16=<n>``: per dtype; ``.ci/run`` sets it). Every sample must conform or be refused with ``SimulationUnsupported``
-and a reason; a silent divergence fails here.
+in every dtype is marked ``slow`` and runs when ``CONFORMANCE_FULL=1`` is set (``CONFORMANCE_FULL=<n>``: the first n
+samples of each op; ``CONFORMANCE_FULL=float16=<n>,bfloat16=<n>``: per dtype; ``.ci/run`` sets it). Every sample
+must conform or be refused with ``SimulationUnsupported`` and a reason; a silent divergence fails here.
 """
 
 from __future__ import annotations
