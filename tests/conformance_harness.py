@@ -1,7 +1,7 @@
 """Differential run of PyTorch's own OpInfo samples: each on the CPU and on a simulated GPU, compared exactly.
 
-    python tests/conformance_harness.py            # the first 2 samples of every op; prints the rate
-    python tests/conformance_harness.py --all      # every float32 sample (slow)
+    python tests/conformance_harness.py            # the first 2 float32 samples of every op, 1 float16/bfloat16; rates
+    python tests/conformance_harness.py --all      # every sample of every dtype (slow)
     python tests/conformance_harness.py --samples 8   # the first 8 of each op
     python tests/conformance_harness.py --dtype bfloat16 --all   # one dtype (float32, float16, bfloat16)
 
