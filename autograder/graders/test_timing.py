@@ -2,7 +2,8 @@
 
 Each check calls time_forward while the probe adds known GPU work to its forwards (``expected.timing_workloads``,
 drawn afresh each grading run), and judges k, the seconds it returns over the true device time per timed forward
-(CUDA events, simulated or real). Each check judges one wait, in scenarios where only that wait changes the seconds:
+(CUDA events; on simulated GPUs only within the bounds the grader recomputes, timing_truth.py). Each check judges
+one wait, in scenarios where only that wait changes the seconds:
 the final wait with one timed forward (nothing after it to hide behind), the wait for device1 with work only there on
 that forward, the wait after the warm-up with work left over from it. Each is judged against a scenario of the same
 shape, so a constant factor (milliseconds, a wrong divisor, the warm-up timed too) costs timing_measures_device_time
@@ -24,6 +25,8 @@ from autograder.graders.expected import (
     TIMING_WARMUP,
     timing_workloads,
 )
+from autograder.graders.timing_truth import TRUTH_MISMATCH, judged_truth, truth_bounds
+from autograder.sandbox.inputs import TIMING_BATCH
 
 
 def _call(observe, devices, grading, scenario: str | None, warmup: int = TIMING_WARMUP,
@@ -32,8 +35,19 @@ def _call(observe, devices, grading, scenario: str | None, warmup: int = TIMING_
     # (the replies are cached). No scenario: no added work (the counting calls look only at how many forwards ran).
     rng = random.Random(f"{grading.seed}:{scenario}")
     before, after = timing_workloads(rng, scenario, warmup) if scenario else ([0.0], [0.0])
-    return observe("time_forward", devices=list(devices), seed=SEED, warmup=warmup, repeats=repeats, before=before,
-                   after=after)
+    observed = observe("time_forward", devices=list(devices), seed=SEED, warmup=warmup, repeats=repeats,
+                       before=before, after=after)
+    if not scenario or grading.mode != "sim":
+        return observed  # real GPUs: the probe's CUDA events; the counting calls judge no seconds
+    # Simulated GPUs: the truth the verdict rests on is recomputed here, from the workloads just drawn and the cost
+    # model (timing_truth.py); a reported truth outside what honest code can give is replaced and flagged.
+    bounds = truth_bounds(before, after, observed["forwards"], warmup, repeats, grading.sim_gpu, TIMING_BATCH)
+    truth, evidence = judged_truth(observed["true_seconds"], bounds)
+    if evidence:
+        flag = {"event": TRUTH_MISMATCH, "where": f"time_forward ({scenario}, repeats={repeats})", "detail": evidence}
+        if flag not in grading.submission.flags:
+            grading.submission.flags.append(flag)
+    return {**observed, "true_seconds": truth}
 
 
 def _timed(observe, devices, grading, scenario: str, repeats: int = TIMING_REPEATS) -> tuple[float, dict]:

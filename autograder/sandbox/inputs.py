@@ -13,6 +13,8 @@ import numpy as np
 
 from ..contract import LAYER_SHAPES
 
+TIMING_BATCH = 4  # rows of the timing probe's input (the graders recompute its device cost: timing_truth.py)
+
 SEED = 1234  # the graders' seed: models, batches and the initial weights all derive from it
 # The one request that is not a probe: the trusted side asks a fresh process, before any student code, whether the
 # machine works (client._machine_failed, worker._machine_check). Here because both sides import this light module.

@@ -28,7 +28,7 @@ from .reading import MAX_ITEMS, describe_layers, layer_tensors, not_loadable, nu
 PROBES: dict[str, Callable[..., dict]] = {}
 _BUILT: dict[tuple, torch.nn.Module] = {}  # this submission's models as constructed, per (devices, seed)
 _FILE_NUMBERS = itertools.count()
-TIMING_BATCH = 4
+TIMING_BATCH = inputs.TIMING_BATCH
 MAX_RECORDED_FORWARDS = 64  # forwards train() makes whose outputs are kept (one per step is the contract)
 
 
