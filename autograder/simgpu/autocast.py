@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from .cost import _tensors  # the same walk over an op's nested arguments
 from .placement import device_of
 
 LOWER = {"_convolution", "conv1d", "conv2d", "conv3d", "conv_tbc", "conv_transpose1d", "conv_transpose2d",
@@ -95,16 +96,6 @@ def run(mode: Any, func: Any, args: tuple, kwargs: dict) -> Any:
 def _eligible(t: Any) -> bool:
     return (isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64
             and device_of(t).type == "cuda")
-
-
-def _tensors(tree: Any) -> list[torch.Tensor]:
-    if isinstance(tree, torch.Tensor):
-        return [tree]
-    if isinstance(tree, (tuple, list)):
-        return [t for item in tree for t in _tensors(item)]
-    if isinstance(tree, dict):
-        return [t for item in tree.values() for t in _tensors(item)]
-    return []
 
 
 def _any_eligible(tree: Any) -> bool:
