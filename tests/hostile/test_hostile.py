@@ -13,6 +13,7 @@ import yaml
 from conftest import FAST_TIMEOUT_S, REPO
 
 from autograder.batch import grade_class
+from autograder.graders.timing_truth import TRUTH_MISMATCH
 from autograder.reports import read_student
 from autograder.rubric import load_rubric
 from autograder.samples import REFERENCE
@@ -92,7 +93,10 @@ def test_hostile_submission_gains_nothing_undetected(case, batch):
                                                                          for r in report.results if not r.passed})
     if case.flagged:
         assert report.flags, f"as {user}: {case.attack}, and nothing was flagged"
-        assert all(flag.get("where", "").startswith("model_parallel.py") for flag in report.flags), report.flags
+        # evidence: a line of the student's file, or the grader's own recomputation contradicting the child's reply
+        assert all(flag.get("where", "").startswith("model_parallel.py") or flag["event"] == TRUTH_MISMATCH
+                   for flag in report.flags), report.flags
+        assert any(flag.get("where", "").startswith("model_parallel.py") for flag in report.flags), report.flags
     assert all(r.message for r in report.results if not r.passed)
     written = json.loads((out / case.name / "results.json").read_text())
     checks = {r.check.id for r in report.results}  # (the file may carry other entries, e.g. about flags)
