@@ -43,7 +43,8 @@ KIT_NAME = "practical8-student-kit"
 # Files of this package copied as they are (relative to it); whole subpackages are named by their folder.
 KIT_MODULES = ("__init__.py", "contract.py", "course.py", "devices.py", "rubric.py", "busy.py", "grading.py",
                "reports.py", "check.py", "notebook.py", "timeline.py", "student_cli.py", "pytest_plugin.py",
-               "graders/__init__.py", "graders/conftest.py", "graders/replies.py", "graders/pytest.ini")
+               "graders/__init__.py", "graders/conftest.py", "graders/replies.py", "graders/timing_truth.py",
+               "graders/pytest.ini")
 KIT_PACKAGES = ("simgpu", "sandbox")
 EXPECTED = "expected.py"  # the graders' expectations: pruned to what the public graders import
 # The instructor's dependencies the kit needs (their version ranges come from the instructor's package metadata).
