@@ -95,6 +95,10 @@ def dtype_name(dtype: torch.dtype) -> str:
 def ops_for(dtype: torch.dtype) -> list:
     """The OpInfos whose CPU kernels support ``dtype`` (a simulated GPU runs exactly those)."""
     from torch.testing._internal.common_methods_invocations import op_db  # needs expecttest
+
+    # Importing PyTorch's test utilities freezes torch.backends' flags for the whole process
+    # (torch.backends.disable_global_flags); other tests of this suite set them (TF32, cuDNN), as students do.
+    torch.backends.flags_frozen.__globals__["__allow_nonbracketed_mutation_flag"] = True
     return [op for op in op_db if dtype in op.supported_dtypes("cpu")]
 
 
