@@ -487,16 +487,19 @@ PIPELINE_MUTANTS = [
          "        return torch.cat")],
        {"pipeline_matches_unsplit"}),
 ]
+# The reference's Part 5 forward body (its solution region), which the Part 5 variants below rewrite.
+PIPELINE_BODY = (
+    "        chunks = iter(x.to(self.device0).split(self.split_size, dim=0))\n"
+    "        moved = self.relu1(self.layer1(next(chunks))).to(self.device1)  # micro-batch 0 crosses over\n"
+    "        outputs = []\n"
+    "        for chunk in chunks:\n"
+    "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ...\n"
+    "            moved = self.relu1(self.layer1(chunk)).to(self.device1)  # ... while device0 runs i+1\n"
+    "        outputs.append(self.relu2(self.layer2(moved)))\n")
 # Part 5, written differently: every check (the pipeline's included) must pass.
 PIPELINE_VARIANTS = [
     _m("variant_pipeline_plain_loop", "one loop: layer1, the move and layer2 for each micro-batch in turn", [(
-        "        chunks = iter(x.to(self.device0).split(self.split_size, dim=0))\n"
-        "        moved = self.relu1(self.layer1(next(chunks))).to(self.device1)  # micro-batch 0 crosses over\n"
-        "        outputs = []\n"
-        "        for chunk in chunks:\n"
-        "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ...\n"
-        "            moved = self.relu1(self.layer1(chunk)).to(self.device1)  # ... while device0 runs i+1\n"
-        "        outputs.append(self.relu2(self.layer2(moved)))\n",
+        PIPELINE_BODY,
         "        outputs = []  # nothing waits for a GPU: device0 starts micro-batch i+1 while device1 runs i\n"
         "        for chunk in x.to(self.device0).split(self.split_size, dim=0):\n"
         "            outputs.append(self.relu2(self.layer2(self.relu1(self.layer1(chunk)).to(self.device1))))\n")],
@@ -530,14 +533,6 @@ EVERY_EDIT = MUTANTS + VARIANTS + PIPELINE_MUTANTS
 # Issue 21: Part 5 with CUDA streams (simgpu/streams.py), a common way to write it. device0 runs layer1 and the copy
 # of micro-batch i+1 on its stream while device1 runs layer2 of micro-batch i on its own; an event orders each copy
 # before its layer2, and device1's current stream waits for its side stream before the outputs are joined.
-PIPELINE_BODY = (
-    "        chunks = iter(x.to(self.device0).split(self.split_size, dim=0))\n"
-    "        moved = self.relu1(self.layer1(next(chunks))).to(self.device1)  # micro-batch 0 crosses over\n"
-    "        outputs = []\n"
-    "        for chunk in chunks:\n"
-    "            outputs.append(self.relu2(self.layer2(moved)))  # device1: micro-batch i ...\n"
-    "            moved = self.relu1(self.layer1(chunk)).to(self.device1)  # ... while device0 runs i+1\n"
-    "        outputs.append(self.relu2(self.layer2(moved)))\n")
 STREAM_PIPELINE_BODY = (
     "        x = x.to(self.device0)\n"
     "        streams = (torch.cuda.Stream(self.device0), torch.cuda.Stream(device=self.device1))\n"
