@@ -52,6 +52,13 @@ ANY = ("",)  # any: fork, ctypes, /proc are the student's doing whichever stdlib
 # findCaller (it calls logging.currentframe for itself, then goes on in logging) never counts.
 FRAME_HELPERS = ("inspect", "traceback.walk_stack", "logging.<lambda>", "logging.currentframe")
 CLOSURE_HELPERS = ("inspect.getclosurevars",)  # reads __code__ (an audited read) to reach a function's closure
+# Library functions that do the same on their caller's behalf (``module.function``): like the standard library's
+# helpers above, they count only when the student's code called them directly. TorchScript's resolution helpers hand
+# back a caller's frame (``createResolutionCallbackFromFrame(frames_up)`` resolves names in the frame it reaches) or a
+# function's closure; torch.utils._pytree walks containers only (no frame, closure or code attribute), so it needs none.
+LIBRARY_HELPERS = ("torch._jit_internal.createResolutionCallbackFromFrame", "torch._jit_internal.get_closure",
+                   "torch._jit_internal.createResolutionCallbackFromClosure",
+                   "torch._jit_internal.get_type_hint_captures", "torch._jit_internal.get_class_name_lineno")
 # getattr with a name the student's code computed, resolved at run time (``checked_getattr``): these names reach
 # frames, closures, code and the interpreter's internals. Honest dunders (__name__, __class__ ...) are not among them.
 RUN_TIME_NAMES = frozenset(("f_back", "f_locals", "f_globals", "f_builtins", "f_code", "f_trace", "tb_frame",
@@ -159,7 +166,8 @@ def _classifier(submission: Path):
                 library = max_((p for p in libraries_ if path.startswith(p)), key=len_, default="")
                 prefix = max_((p for p in stdlib_ if path.startswith(p)), key=len_, default="")
                 if len_(library) > len_(prefix):
-                    known = (library_kind, "")
+                    module = path[len_(library):-3].replace(sep, ".")  # its module, for LIBRARY_HELPERS
+                    known = (library_kind, module[:-9] if module.endswith(".__init__") else module)
                 else:
                     module = path[len_(prefix):-3].replace(sep, ".")
                     known = (stdlib_kind, module[:-9] if module.endswith(".__init__") else module)
@@ -181,7 +189,7 @@ def _hook(send, classify):
     type_name = type.__dict__["__name__"].__get__  # never a student metaclass's __name__
     student, stdlib, library, autograder_dir = _STUDENT, _STDLIB, _LIBRARY, AUTOGRADER_DIR + "/"
     direct, any_helper, frame_helpers, proc_readable = DIRECT, ANY, FRAME_HELPERS, PROC_READABLE
-    closure_helpers = CLOSURE_HELPERS
+    closure_helpers, library_helpers = CLOSURE_HELPERS, frozenset(LIBRARY_HELPERS)
     frame_attributes, code_attributes = FRAME_ATTRIBUTES, CODE_ATTRIBUTES
     process_events, path_events = PROCESS_EVENTS, PATH_EVENTS
     kit = tuple_(m[len_("autograder."):].replace(".", "/") for m in STUDENT_MODULES)  # busy, simgpu ...
@@ -267,7 +275,9 @@ def _hook(send, classify):
             if kind is student:
                 return f"{code.co_filename.rpartition('/')[2]}:{frame.f_lineno}"
             if kind is library:
-                return None
+                if f"{module}.{code.co_name}" not in library_helpers:
+                    return None
+                helpers = any_helper  # the helper's own standard-library calls (inspect.currentframe) are its doing
             if kind is stdlib:
                 if module.startswith("importlib") and not through_import:
                     return None  # the import system's own files and code objects, for an import statement

@@ -32,6 +32,8 @@ FLAGGED_NAMES = {
     "os.dup", "os.dup2", "os.close", "os.closerange", "os.pipe", "os.pipe2",  # taking over the replies pipe
     # library calls that hand a frame or a closure back to their caller
     "inspect.getclosurevars", "logging.currentframe", "traceback.walk_tb",
+    *(f"torch._jit_internal.{name}" for name in ("createResolutionCallbackFromFrame", "get_closure",
+                                                  "createResolutionCallbackFromClosure", "get_type_hint_captures")),
 }
 # operator's getters read attributes by a name given as a string: a name not written literally hides what they reach.
 NAMED_GETTERS = {"operator.attrgetter": "attrgetter", "operator.methodcaller": "methodcaller",

@@ -348,6 +348,17 @@ import logging as _logging, operator as _operator
 _frame = vars(_logging)["current" + "frame"]()
 _caller = _operator.attrgetter("f_" + "back")(_frame)
 """), None, flagged=True),
+    Hostile("torch_helper_frame", "no sync; the probe's frame through TorchScript's createResolutionCallbackFromFrame",
+            _in_time_forward(by_name("no_sync").source(), """
+from torch import _jit_internal as _jit
+_resolve = vars(_jit)["createResolutionCallback" + "FromFrame"](1)
+_state = _resolve("workloads")
+"""), None, flagged=True),
+    Hostile("torch_helper_closure", "no sync; the timing wrapper's closure through torch._jit_internal.get_closure",
+            _in_time_forward(by_name("no_sync").source(), """
+from torch import _jit_internal as _jit
+_state = vars(_jit)["get_" + "closure"](model.forward)
+"""), None, flagged=True),
     Hostile("honest_names", "honest control: getpass, pwd, its own /proc/<pid>, inspect.signature(model.forward)",
             _in_time_forward(_at_import(REF, _HONEST_NAMES), """
 assert "x" in inspect.signature(model.forward).parameters
