@@ -42,8 +42,18 @@ def pytest_configure(config):
     home = Path(tempfile.mkdtemp(prefix="autograder-tests-home-"))
     for name in HOME_VARIABLES:
         os.environ[name] = str(home if name == "HOME" else home / name.lower())
-    # End-to-end runs of whole documented flows (minutes each): `-m "not slow"` for a quick loop; .ci/run runs all.
-    config.addinivalue_line("markers", "slow: an end-to-end run of a documented flow (minutes); .ci/run runs it")
+
+
+# The simulated GPUs the quick run (`python -m pytest -q`) covers in the per-profile tables: the default (a100, TF32)
+# and the one without TF32 (t4); .ci/run's `-m slow` step covers the other profiles.
+QUICK_PROFILES = ("t4", "a100")
+
+
+def every_profile() -> list:
+    """``PROFILES`` as pytest parameters, those outside QUICK_PROFILES marked ``slow``."""
+    from autograder.simgpu import PROFILES
+
+    return [pytest.param(gpu, marks=() if gpu in QUICK_PROFILES else pytest.mark.slow) for gpu in PROFILES]
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """The simulated GPUs against PyTorch's own OpInfo samples (``conformance_harness.py`` says how each is judged).
 
-By default the first 2 float32 samples of every op and the first float16 and bfloat16 sample (the dtypes autocast
-produces) of every op whose CPU kernels take them (each on cuda:0 and cuda:1, gradients where the op has them for
-that dtype) plus one mixed-device call per op and dtype: under 3 minutes on the 2-core box. Every sample of every op
+By default the first 2 float32 samples of every op (each on cuda:0 and cuda:1, gradients where the op has them) plus
+one mixed-device call per op: about a minute on the 2-core box. The first float16 and bfloat16 sample (the dtypes
+autocast produces) of every op whose CPU kernels take them are marked ``slow`` (``-m slow``). Every sample of every op
 in every dtype is marked ``slow`` and runs when ``CONFORMANCE_FULL=1`` is set (``CONFORMANCE_FULL=<n>``: the first n
 samples of each op; ``CONFORMANCE_FULL=float16=<n>,bfloat16=<n>``: per dtype; ``.ci/run`` sets it). Every sample
 must conform or be refused with ``SimulationUnsupported`` and a reason; a silent divergence fails here.
@@ -77,6 +77,7 @@ def test_first_samples_conform(op):
     _judge(op, harness.FAST_SAMPLES)
 
 
+@pytest.mark.slow  # .ci/run's full step covers these samples (and every later one)
 @pytest.mark.parametrize("case", HALF, ids=_case_id)
 def test_first_half_precision_sample_conforms(case):
     op, dtype = case

@@ -27,6 +27,7 @@ def cpu_hogs():
         hog.wait()
 
 
+@pytest.mark.slow  # gradings beside busy processes
 def test_timing_verdicts_and_messages_are_identical_under_load(fast_rubric, tmp_path, cpu_hogs):
     rubric = dataclasses.replace(fast_rubric, checks=tuple(
         dataclasses.replace(c, enabled=c.id in TIMING_CHECKS) for c in fast_rubric.checks))

@@ -33,6 +33,7 @@ def test_training_numerics_check_compares_device_and_cpu():
     assert result["ok"] and result["max_relative_difference"] <= result["tolerance"]
 
 
+@pytest.mark.slow  # the README's doctor command, end to end: it grades every sample (minutes)
 @pytest.mark.skipif(GPUS > 0, reason="this machine has a GPU: the no-GPU mode does not apply")
 def test_doctor_without_gpu_runs_the_simulated_half(tmp_path, capsys):
     assert main(["doctor", "--out", str(tmp_path)]) == 0

@@ -36,7 +36,8 @@ def test_there_are_at_least_fifteen_mutants():
     assert len(MUTANTS) >= 15
 
 
-@pytest.mark.parametrize("mutant", MUTANTS + TAMPERING_MUTANTS, ids=lambda m: m.name)
+@pytest.mark.parametrize("mutant", [pytest.param(m, marks=pytest.mark.slow if m.slow else (), id=m.name)
+                                    for m in MUTANTS + TAMPERING_MUTANTS])  # a hang spends its time limits: slow
 def test_mutant_loses_exactly_its_checks(mutant, graded_samples):
     report = graded_samples.report(mutant)
     assert not report.not_graded, report.not_graded

@@ -72,9 +72,9 @@ def test_as_a_normal_user_honest_names_score_full_marks_unflagged(fast_rubric):
         path.chmod(0o777 if path.is_dir() else 0o644)
     from tests.hostile.test_hostile import _fast_rubric_file
 
-    command = [sys.executable, str(REPO / "tests" / "throwaway_user.py"), "4343", str(REPO), str(tmp_path), "--",
+    command = [sys.executable, str(REPO / "tests" / "throwaway_user.py"), "4345", str(REPO), str(tmp_path), "--",
                sys.executable, "-m", "autograder", "grade", str(tmp_path / "submitted"), "--out", str(out),
-               "--devices", "sim", "--rubric", str(_fast_rubric_file(tmp_path))]
+               "--devices", "sim", "--rubric", str(_fast_rubric_file(tmp_path, 60))]
     try:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]

@@ -7,6 +7,8 @@ import sys
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # pip builds and installs the package; .ci/run also installs it this way
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict:

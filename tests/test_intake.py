@@ -114,7 +114,7 @@ def test_as_a_normal_user_a_link_is_refused_too(tmp_path):
         path.chmod(0o755)
     code = ("import sys; from autograder.sandbox.intake import read_module, NotAPlainFile\n"
             "try:\n    read_module(sys.argv[1])\nexcept NotAPlainFile as e:\n    print('refused:', e)\n")
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "throwaway_user.py"), "4343", str(REPO),
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "throwaway_user.py"), "4346", str(REPO),
                            str(tmp_path), "--", sys.executable, "-c", code, str(folder)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("refused: Your model_parallel.py is a symbolic link"), done.stderr[-2000:]

@@ -106,7 +106,7 @@ def test_as_a_normal_user_the_hog_is_bounded_too():
                 "with SubmissionProcess(sys.argv[1], 'sim') as s:\n    try:\n        s.probe('build', 120, "
                 "devices=['cuda:0', 'cuda:1'], seed=0)\n        print('RAN')\n    except ProbeFailed as e:\n"
                 "        print('FAILED', e)\n    print('NOTES', s.sandbox_notes)\n")
-        done = subprocess.run([sys.executable, str(REPO / "tests" / "throwaway_user.py"), "4343", str(REPO), str(root),
+        done = subprocess.run([sys.executable, str(REPO / "tests" / "throwaway_user.py"), "4347", str(REPO), str(root),
                                "--", sys.executable, "-c", code, str(folder)], cwd=REPO, capture_output=True,
                               text=True, timeout=300)
         assert "FAILED" in done.stdout, done.stdout + done.stderr[-2000:]

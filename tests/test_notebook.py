@@ -8,6 +8,7 @@ import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow  # the whole notebook, end to end
 @pytest.mark.timeout(600)
 def test_solution_notebook_runs_top_to_bottom(tmp_path):
     folder = tmp_path / "practical8"  # a copy: the notebook writes its timeline pictures next to itself

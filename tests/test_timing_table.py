@@ -12,11 +12,11 @@ Run with ``-s`` to see the table.
 import math
 
 import pytest
+from conftest import every_profile
 from test_timing_workloads import CORRECT, _module
 from timing_measure import JUDGED, margin, measured, verdicts
 
 from autograder.samples import EVERY_EDIT, REFERENCE, TIMING_CHECKS
-from autograder.simgpu import PROFILES
 
 MARGIN = 0.05  # the least distance of a judged ratio from its threshold (as the doctor's timing_margins requires)
 
@@ -52,7 +52,7 @@ def test_the_table_holds_the_practicals_mistake_in_every_form():
     assert {"bare_sync", "bare_sync_twice", "events_on_device0", "sync_before_each_forward"} <= set(STYLES)
 
 
-@pytest.mark.parametrize("gpu", list(PROFILES))
+@pytest.mark.parametrize("gpu", every_profile())
 @pytest.mark.parametrize("style", STYLES)
 def test_each_way_of_timing_loses_exactly_its_stated_timing_checks(style, gpu, tmp_path):
     m = _measure(style, gpu, tmp_path)

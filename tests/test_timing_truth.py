@@ -14,6 +14,7 @@ import random
 from types import SimpleNamespace
 
 import pytest
+from conftest import every_profile
 from test_timing_table import STYLES, _module_source
 from test_timing_workloads import CORRECT
 from timing_measure import CALLS, load, sample_source
@@ -23,7 +24,7 @@ from autograder.graders.expected import TIMING_WARMUP, timing_workloads
 from autograder.graders.timing_truth import TRUTH_MISMATCH, judged_truth, truth_bounds
 from autograder.sandbox import probes
 from autograder.sandbox.inputs import TIMING_BATCH
-from autograder.simgpu import PROFILES, simulated_gpus
+from autograder.simgpu import simulated_gpus
 
 DEVICES = ["cuda:0", "cuda:1"]
 
@@ -35,7 +36,7 @@ def _source(style: str, tmp_path) -> tuple[str, str]:
     return style, sample_source(style)
 
 
-@pytest.mark.parametrize("gpu", list(PROFILES))
+@pytest.mark.parametrize("gpu", every_profile())
 def test_every_honest_truth_lies_within_the_recomputed_bounds(gpu, tmp_path):
     outside, judged = [], 0
     for style in STYLES:

@@ -6,6 +6,7 @@ import importlib.util
 import random
 
 import pytest
+from conftest import every_profile
 
 from autograder.graders.expected import (
     TIMING_HIGH,
@@ -18,7 +19,7 @@ from autograder.graders.expected import (
 )
 from autograder.samples import REFERENCE
 from autograder.sandbox import probes
-from autograder.simgpu import PROFILES, simulated_gpus
+from autograder.simgpu import simulated_gpus
 
 SYNC_BOTH = "torch.cuda.synchronize(model.device0); torch.cuda.synchronize(model.device1)"
 CORRECT = {
@@ -144,14 +145,14 @@ def _ratios(module, gpu: str, tmp_path) -> dict[str, float]:
     return ratios
 
 
-@pytest.mark.parametrize("gpu", list(PROFILES))
+@pytest.mark.parametrize("gpu", every_profile())
 @pytest.mark.parametrize("name", list(CORRECT))
 def test_a_correct_time_forward_reads_the_device_time_in_every_scenario(name, gpu, tmp_path):
     ratios = _ratios(_module(CORRECT[name], tmp_path, name), gpu, tmp_path)
     assert all(0.95 <= r <= 1.1 for r in ratios.values()), ratios
 
 
-@pytest.mark.parametrize("gpu", list(PROFILES))
+@pytest.mark.parametrize("gpu", every_profile())
 def test_a_bare_synchronize_is_far_from_both_edges(gpu, tmp_path):
     ratios = _ratios(_module(BARE_SYNC, tmp_path, "bare"), gpu, tmp_path)
     assert TIMING_LOW + 0.05 <= ratios[f"even@{TIMING_REPEATS}"] <= TIMING_HIGH  # sees nearly all even work

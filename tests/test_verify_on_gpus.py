@@ -119,6 +119,7 @@ def test_compare_sample_verdicts(tmp_path):
     assert "milliseconds: failed [], expected ['timing_measures_device_time']" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1800)  # minutes on the shared 2-core box (408 s seen under load)
 def test_the_quick_proof_end_to_end_on_a_stand_in_gpu_layer(tmp_path):
     """The real script, doctor and sandbox, with a STAND-IN GPU layer: every Python process it starts has one
