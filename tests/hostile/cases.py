@@ -359,9 +359,11 @@ _state = _resolve("workloads")
 from torch import _jit_internal as _jit
 _state = vars(_jit)["get_" + "closure"](model.forward)
 """), None, flagged=True),
-    Hostile("honest_names", "honest control: getpass, pwd, its own /proc/<pid>, inspect.signature(model.forward)",
-            _in_time_forward(_at_import(REF, _HONEST_NAMES), """
+    Hostile("honest_names", "honest control: getpass, pwd, its own /proc/<pid>, inspect.signature(model.forward), "
+            "nvtx ranges", _in_time_forward(_at_import(REF, _HONEST_NAMES), """
 assert "x" in inspect.signature(model.forward).parameters
+torch.cuda.nvtx.range_push("time_forward")
+torch.cuda.nvtx.range_pop()
 """), NOTHING, honest=True),
     Hostile("returns_huge_reply", "stub whose train() returns a list of 10 million floats",
             _at_import(STUB, """
