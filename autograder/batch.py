@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from unittest import mock
@@ -23,6 +24,7 @@ from .grading import Report, grade_all
 from .reports import read_student, write_student, write_summary
 from .rubric import Rubric
 from .sandbox import start_warm_server
+from .sandbox.cuda_layers import SAID_DIR
 from .sandbox.intake import NotAPlainFile, linked_folder, read_module
 from .sandbox.limits import Limits
 from .simgpu.profiles import DEFAULT_GPU
@@ -134,7 +136,9 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
         tasks.put(None)
     workers = [spawn.Process(target=serve, args=(tasks, results, rubric, mode, sim_gpu, limits))
                for _ in range(jobs)]
-    with mock.patch.dict(os.environ, OPENBLAS_NUM_THREADS="1"):  # the graders' small products: no spinning helpers
+    said = tempfile.TemporaryDirectory(prefix="practical8-said-")  # one machine-problem line per run (cuda_layers)
+    # OPENBLAS_NUM_THREADS: the graders' small products need no spinning helper threads.
+    with mock.patch.dict(os.environ, OPENBLAS_NUM_THREADS="1", **{SAID_DIR: said.name}):
         for worker in workers:
             worker.start()
     left, in_flight = set(todo), {}
@@ -162,6 +166,7 @@ def _grade_in_pool(todo: dict[str, Path], rubric: Rubric, mode: str, jobs: int,
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
+        said.cleanup()
 
 
 def grade_class(root: Path, out_dir: Path, rubric: Rubric, mode: str, jobs: int = 1,

@@ -247,3 +247,17 @@ def test_on_this_machine_the_diagnosis_says_cuda_fails_outside_the_sandbox_too(m
                                 "sees 0 CUDA GPU(s)") and explained.endswith(f"said: {problem})")
     assert cuda_layers.explain(problem, "sim") == problem  # simulated GPUs: nothing to diagnose
     assert cuda_layers.explain("the self-test of autograd on the CPU failed", "cuda").startswith("the self-test")
+
+
+@no_two_gpus
+def test_with_two_grading_processes_the_machine_problem_is_said_once(fast_rubric, tmp_path, capfd):
+    """`grade -j 2` on --devices cuda where CUDA cannot start: each grading process diagnoses it, one prints it."""
+    from autograder.batch import grade_class
+
+    for student in ("alice", "bob", "carol"):
+        root = tmp_path / "submitted" / student / "practical8"
+        root.mkdir(parents=True)
+        (root / "model_parallel.py").write_text(REFERENCE.read_text())
+    reports = grade_class(tmp_path / "submitted", tmp_path / "graded", fast_rubric, "cuda", jobs=2)
+    assert len(reports) == 3 and all("CUDA cannot start on this machine" in r.not_graded for r in reports)
+    assert capfd.readouterr().err.count("CUDA cannot start on this machine") == 1

@@ -46,6 +46,9 @@ ADVICE = {
            "autograder; --unsafe-no-sandbox grades meanwhile without the sandbox",
 }
 _explained: dict[int, str | None] = {}  # gpus -> the line (once per grading run)
+# A folder shared by the grading processes of one class run (`grade -j N`, batch.py sets it): the first process to
+# create its marker prints the line, the others keep quiet - one line per run, not one per process.
+SAID_DIR = "PRACTICAL8_SAID_DIR"
 
 
 def cuda_starts(gpus: int) -> None:
@@ -99,10 +102,24 @@ def explain(problem: str, mode: str, limits: Limits | None = None) -> str:
             _explained[gpus] = conclude(diagnose(gpus, PROBE))
         except (OSError, subprocess.SubprocessError) as exc:
             _explained[gpus] = f"CUDA cannot start in the sandbox, and finding out why failed: {exc!r}"
-        if _explained[gpus]:
+        if _explained[gpus] and _first_to_say(f"cuda-{gpus}"):
             os.write(2, _explained[gpus].encode() + b"\n")  # the terminal's, whatever holds sys.stderr
     line = _explained[gpus]
     return f"{line} (the self-test in the sandbox said: {problem})" if line else problem
+
+
+def _first_to_say(marker: str) -> bool:
+    """Whether this process is the first of its class run to say ``marker`` (always, outside a ``-j N`` run)."""
+    folder = os.environ.get(SAID_DIR)
+    if not folder:
+        return True
+    try:
+        os.close(os.open(os.path.join(folder, marker), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    except OSError:  # the folder is gone: saying it twice beats not saying it
+        return True
+    return True
 
 
 def _one_line(text: str, limit: int = 300) -> str:
