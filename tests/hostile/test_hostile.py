@@ -182,7 +182,8 @@ def test_the_reference_scores_100_after_each_hostile_case_in_one_session(user, f
     # burning a core) still leaves the reference 20x what it needs (~1 s on the idle box).
     rubric = dataclasses.replace(fast_rubric, submission_timeout=THEN_REFERENCE_BUDGET_S)
     reports, _ = _grade_as(user, submitted, root, rubric, 1, THROWAWAY_UID + 1)
-    assert sorted(r.submission for r in reports) == order
+    # As root the reports come in grading order; the command line grades in the same name order (batch.grade_class).
+    assert (sorted if user != "root" else list)(r.submission for r in reports) == order
     hurt = {r.submission: r.not_graded or r.flags or {c.check.id: c.message for c in r.results if not c.passed}
             for r in reports if r.submission.endswith("-then-reference") and (r.score != 100 or r.flags)}
     assert not hurt, f"as {user}: {hurt}"
