@@ -165,12 +165,9 @@ def _classifier(submission: Path):
                 # prefix; on a tie (the stdlib folder is on sys.path too) it is the stdlib.
                 library = max_((p for p in libraries_ if path.startswith(p)), key=len_, default="")
                 prefix = max_((p for p in stdlib_ if path.startswith(p)), key=len_, default="")
-                if len_(library) > len_(prefix):
-                    module = path[len_(library):-3].replace(sep, ".")  # its module, for LIBRARY_HELPERS
-                    known = (library_kind, module[:-9] if module.endswith(".__init__") else module)
-                else:
-                    module = path[len_(prefix):-3].replace(sep, ".")
-                    known = (stdlib_kind, module[:-9] if module.endswith(".__init__") else module)
+                kind, folder = (library_kind, library) if len_(library) > len_(prefix) else (stdlib_kind, prefix)
+                module = path[len_(folder):-3].replace(sep, ".")  # (a library's: for LIBRARY_HELPERS)
+                known = (kind, module[:-9] if module.endswith(".__init__") else module)
             else:  # not the interpreter's, not a library's: a file the student's code wrote, e.g. in /tmp
                 known = (student_kind, "")
             cache[filename] = known

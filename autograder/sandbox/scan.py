@@ -18,7 +18,7 @@ import builtins
 import re
 from pathlib import Path
 
-from .audit import PROC_READABLE, student_module
+from .audit import LIBRARY_HELPERS, PROC_READABLE, student_module
 from .intake import read_plain
 
 # Names that reach frames, the interpreter's objects, other processes or signal handlers, by what they are called.
@@ -31,9 +31,7 @@ FLAGGED_NAMES = {
     "signal.pthread_kill", "signal.set_wakeup_fd", "signal.siginterrupt", "resource.setrlimit", "resource.prlimit",
     "os.dup", "os.dup2", "os.close", "os.closerange", "os.pipe", "os.pipe2",  # taking over the replies pipe
     # library calls that hand a frame or a closure back to their caller
-    "inspect.getclosurevars", "logging.currentframe", "traceback.walk_tb",
-    *(f"torch._jit_internal.{name}" for name in ("createResolutionCallbackFromFrame", "get_closure",
-                                                  "createResolutionCallbackFromClosure", "get_type_hint_captures")),
+    "inspect.getclosurevars", "logging.currentframe", "traceback.walk_tb", *LIBRARY_HELPERS,
 }
 # operator's getters read attributes by a name given as a string: a name not written literally hides what they reach.
 NAMED_GETTERS = {"operator.attrgetter": "attrgetter", "operator.methodcaller": "methodcaller",
