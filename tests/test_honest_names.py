@@ -5,15 +5,11 @@ root and as a normal user. ``os.getlogin()`` is not asked: it reads the login se
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
-from autograder.reports import read_student
 from autograder.samples import REFERENCE
 from autograder.sandbox.scan import scan_source
 
@@ -67,18 +63,10 @@ def test_as_a_normal_user_honest_names_score_full_marks_unflagged(fast_rubric):
     submitted = tmp_path / "submitted" / "alice" / "practical8"
     submitted.mkdir(parents=True)
     (submitted / "model_parallel.py").write_text(honest(LENIENT_PASSWD))
-    out = tmp_path / "graded"
-    for path in [tmp_path, *tmp_path.rglob("*")]:
-        path.chmod(0o777 if path.is_dir() else 0o644)
-    from tests.hostile.test_hostile import _fast_rubric_file
+    from tests.hostile.test_hostile import _grade_as
 
-    command = [sys.executable, str(REPO / "tests" / "throwaway_user.py"), "4345", str(REPO), str(tmp_path), "--",
-               sys.executable, "-m", "autograder", "grade", str(tmp_path / "submitted"), "--out", str(out),
-               "--devices", "sim", "--rubric", str(_fast_rubric_file(tmp_path, 60))]
     try:
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        report = read_student(out / "alice", fast_rubric)
+        (report,), _ = _grade_as("normal user", tmp_path / "submitted", tmp_path, fast_rubric, 1, 4345)
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)
     assert report.score == 100, {r.check.id: r.message for r in report.results if not r.passed}

@@ -36,25 +36,26 @@ def test_there_are_at_least_thirty_five_cases():
     assert len(CASES) >= 35
 
 
-def _source(case, survivor: str) -> str:
-    """The case's source, its left-behind processes running ``sleep <survivor>``: a command line unique to one batch,
-    so a batch checks its own survivors while another (another user's, in another pytest-xdist worker) still runs."""
-    return case.source.replace('["sleep", "3600"]', f'["sleep", "{survivor}"]')
+def _place(student: Path, case=None, survivor: str = "") -> None:
+    """``student``'s model_parallel.py: the hostile ``case`` (a link where it comes as one; its left-behind processes
+    running ``sleep <survivor>``, a command line unique to one grading, so each checks only its own while another
+    test run may still be grading), or the reference when there is no case."""
+    module = student / "practical8" / "model_parallel.py"
+    module.parent.mkdir(parents=True)
+    if case is None:
+        module.write_text(REFERENCE.read_text())
+    elif case.link:
+        module.symlink_to(os.path.relpath(REPO / case.link, module.parent))
+    else:
+        module.write_text(case.source.replace('["sleep", "3600"]', f'["sleep", "{survivor}"]'))
 
 
 def _submitted(root: Path, user: str, survivor: str) -> Path:
     submitted = root / "submitted"
     for case in CASES:
-        if case.root_only and user != "root":
-            continue
-        (submitted / case.name / "practical8").mkdir(parents=True)
-        module = submitted / case.name / "practical8" / "model_parallel.py"
-        if case.link:
-            module.symlink_to(os.path.relpath(REPO / case.link, module.parent))
-        else:
-            module.write_text(_source(case, survivor))
-    (submitted / BYSTANDER / "practical8").mkdir(parents=True)
-    (submitted / BYSTANDER / "practical8" / "model_parallel.py").write_text(REFERENCE.read_text())
+        if not case.root_only or user == "root":
+            _place(submitted / case.name, case, survivor)
+    _place(submitted / BYSTANDER)
     return submitted
 
 
@@ -88,10 +89,7 @@ def _grade_as(user: str, submitted: Path, root: Path, rubric, jobs: int, uid: in
 
 @pytest.fixture(scope="module", params=[pytest.param(user, marks=SLOW_AS[user]) for user in USERS])
 def batch(request, fast_rubric):
-    return _graded_batch(request.param, fast_rubric)
-
-
-def _graded_batch(user: str, fast_rubric) -> tuple:
+    user = request.param
     root = Path(tempfile.mkdtemp(prefix="hostile-"))
     root.chmod(0o777)  # the throwaway user grades into it
     survivor = f"3600.{secrets.randbelow(10**6):06d}"
@@ -169,14 +167,8 @@ def test_the_reference_scores_100_after_each_hostile_case_in_one_session(user, f
     submitted, order = root / "submitted", []
     for i, case in enumerate(c for c in CASES if user == "root" or not c.root_only):
         hostile, reference = f"{i:02d}-{case.name}", f"{i:02d}-{case.name}-then-reference"  # in this order by name
-        for name in (hostile, reference):
-            (submitted / name / "practical8").mkdir(parents=True)
-        module = submitted / hostile / "practical8" / "model_parallel.py"
-        if case.link:
-            module.symlink_to(os.path.relpath(REPO / case.link, module.parent))
-        else:
-            module.write_text(_source(case, survivor))
-        (submitted / reference / "practical8" / "model_parallel.py").write_text(REFERENCE.read_text())
+        _place(submitted / hostile, case, survivor)
+        _place(submitted / reference)
         order += [hostile, reference]
     # Only the references' verdicts count here: a shorter budget than the batch's (the hanging cases spend all of it,
     # burning a core) still leaves the reference 20x what it needs (~1 s on the idle box).
